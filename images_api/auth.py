@@ -1,0 +1,141 @@
+"""Users, tokens and the policy each route requires (contract: Authentication and policies)."""
+
+import functools
+import hashlib
+import secrets
+import sys
+
+from flask import abort, current_app, g, request
+from peewee import IntegrityError
+from werkzeug.exceptions import Unauthorized
+
+from .models import User, database
+
+POLICIES = ("read_images", "create_image", "delete_image")
+REALM = "images-api"
+
+
+class BearerChallenge(Unauthorized):
+    """401 that tells the client how to authenticate (contract: Errors, 401)."""
+
+    description = "Authentication required: send 'Authorization: Bearer <token>' or Basic with your user name and token."
+
+    def get_headers(self, environ=None, scope=None):
+        return [("WWW-Authenticate", f'Bearer realm="{REALM}"')]
+
+
+def new_token():
+    """A fresh API token: 256 random bits as 43 URL-safe characters."""
+    return secrets.token_urlsafe(32)
+
+
+def hash_token(token):
+    """The hex SHA-256 of ``token`` (str), the only form a token is stored in.
+
+    A token carries 256 random bits, so a fast hash is enough; it also lets
+    the lookup go by hash, so no stored secret is compared byte by byte.
+    """
+    return hashlib.sha256(token.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def check_policies(policies):
+    """Return ``policies`` (names) as a sorted tuple; raise ``ValueError`` naming any unknown one."""
+    unknown = sorted(set(policies) - set(POLICIES))
+    if unknown:
+        raise ValueError(f"unknown policy {', '.join(map(repr, unknown))}; known: {', '.join(POLICIES)}")
+    return tuple(sorted(set(policies)))
+
+
+def add_user(name, policies, token=None):
+    """Create user ``name`` with ``policies``; return its token (given or fresh).
+
+    Raises ``ValueError`` for an unknown policy or a name that exists. Runs in
+    the app context of the database to write to.
+    """
+    policies = check_policies(policies)
+    token = token or new_token()
+    try:
+        with database.atomic():
+            User.create(name=name, policies=" ".join(policies), token_hash=hash_token(token))
+    except IntegrityError:
+        raise ValueError(f"user {name!r} exists") from None
+    return token
+
+
+def create_admin(token=None):
+    """On a first start (no users at all), create ``admin`` with every policy.
+
+    The token is ``token`` when given; else a fresh one, printed once to
+    standard error (contract: Command line). Returns True if it created it.
+    """
+    fresh = token is None
+    with database.atomic():
+        if User.select().exists():
+            return False
+        try:
+            token = add_user("admin", POLICIES, token)
+        except ValueError:  # another process created it first
+            return False
+    if fresh:
+        print(
+            "images-api: first start, created user 'admin' with every policy. "
+            "Its API token, shown only this once:\n" + token,
+            file=sys.stderr,
+            flush=True,
+        )
+    return True
+
+
+def authenticate():
+    """The ``User`` the request speaks for; abort 401 or 403 when there is none.
+
+    With ``IMAGES_API_TRUST_REMOTE_USER`` on, the WSGI ``REMOTE_USER`` set by
+    the server names the user and ``Authorization`` is ignored; a name not in
+    the user table is 403. Otherwise Bearer or Basic (name, token) is required.
+    """
+    settings = current_app.extensions["images_api"].settings
+    remote_user = request.environ.get("REMOTE_USER") if settings.trust_remote_user else None
+    if remote_user:
+        user = User.get_or_none(User.name == remote_user)
+        if user is None:
+            abort(403, f"User {remote_user!r} is not an images-api user.")
+        return user
+
+    credentials = request.authorization
+    if credentials is None:
+        raise BearerChallenge()
+    if credentials.type == "bearer":
+        token, name = credentials.token, None
+    elif credentials.type == "basic":
+        token, name = credentials.password, credentials.username
+    else:
+        raise BearerChallenge()
+    if not token:
+        raise BearerChallenge()
+    user = User.get_or_none(User.token_hash == hash_token(token))
+    if user is None or (name is not None and name != user.name):
+        raise BearerChallenge("Unknown user or token.")
+    return user
+
+
+def policy_required(policy):
+    """Decorate a view so that only a user holding ``policy`` reaches it.
+
+    Answers 401 without valid credentials and 403 when the user lacks the
+    policy (contract: Errors, checked in that order); sets ``g.user``.
+    """
+    if policy not in POLICIES:
+        raise ValueError(f"unknown policy {policy!r}")
+
+    def decorator(view):
+        @functools.wraps(view)
+        def wrapped(*args, **kwargs):
+            user = authenticate()
+            if policy not in user.policy_set:
+                abort(403, f"User {user.name!r} lacks the {policy!r} policy.")
+            g.user = user
+            return view(*args, **kwargs)
+
+        return wrapped
+
+    return decorator

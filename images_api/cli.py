@@ -1,0 +1,152 @@
+"""The ``images-api`` command: manage users and their tokens (contract: Command line).
+
+The ``user`` group runs in an app context: the standalone ``images-api``
+command builds one from ``--database``; a host app's ``flask user ...`` uses
+the host's.
+"""
+
+import re
+
+import click
+from flask import current_app
+from flask.cli import AppGroup, ScriptInfo
+from peewee import DatabaseError
+
+from .auth import POLICIES, add_user, check_policies, hash_token, new_token
+from .models import User, database
+
+#: A user name goes in Basic auth (no ':') and in ``REMOTE_USER``.
+USER_NAME = re.compile(r"[^\s:\x00-\x1f\x7f]{1,64}")
+STANDALONE = "images_api.standalone"
+
+
+class CommandError(click.ClickException):
+    """A one-line error and exit status 2 (contract: Command line)."""
+
+    exit_code = 2
+
+
+def use_database(ctx, param, value):
+    """``--database`` callback: remember the URL for the standalone app to open."""
+    if value is None:
+        return
+    info = ctx.ensure_object(ScriptInfo)
+    if not info.data.get(STANDALONE):
+        raise CommandError("--database is for the images-api command; set IMAGES_API_DATABASE_URL in the app's config")
+    info.data["database_url"] = value
+
+
+def user_command(name, **kwargs):
+    """A command of the ``user`` group that takes ``--database URL``."""
+
+    def decorator(function):
+        option = click.option(
+            "--database",
+            metavar="URL",
+            expose_value=False,
+            is_eager=True,
+            callback=use_database,
+            help="Database URL (default: IMAGES_API_DATABASE_URL, else sqlite:///images.db).",
+        )
+        return user_cli.command(name, **kwargs)(option(function))
+
+    return decorator
+
+
+def get_user(name):
+    """The ``User`` named ``name``; ``CommandError`` when there is none."""
+    user = User.get_or_none(User.name == name)
+    if user is None:
+        raise CommandError(f"no user {name!r}")
+    return user
+
+
+def policies_or_error(policies):
+    try:
+        return check_policies(policies)
+    except ValueError as error:
+        raise CommandError(str(error)) from None
+
+
+user_cli = AppGroup("user", help="Manage API users, their policies and tokens.")
+
+
+@user_command("add")
+@click.argument("name")
+@click.option("--policy", "policies", multiple=True, metavar="POLICY", help=f"Grant a policy ({', '.join(POLICIES)}); repeatable.")
+@click.option("--all-policies", is_flag=True, help="Grant every policy.")
+def add_command(name, policies, all_policies):
+    """Create user NAME and print its token (shown only this once)."""
+    if not USER_NAME.fullmatch(name):
+        raise CommandError("a user name is 1-64 characters, without spaces, control characters or ':'")
+    policies = POLICIES if all_policies else policies_or_error(policies)
+    try:
+        token = add_user(name, policies)
+    except ValueError as error:
+        raise CommandError(str(error)) from None
+    click.echo(token)
+
+
+@user_command("list")
+def list_command():
+    """List users, one per line: NAME, a tab, its policies."""
+    for user in User.select().order_by(User.name):
+        click.echo(f"{user.name}\t{','.join(sorted(user.policy_set))}")
+
+
+@user_command("remove")
+@click.argument("name")
+def remove_command(name):
+    """Remove user NAME; its token stops working at once."""
+    with database.atomic():
+        get_user(name).delete_instance()
+    click.echo(f"Removed user {name!r}.", err=True)
+
+
+@user_command("reset-token")
+@click.argument("name")
+def reset_token_command(name):
+    """Give user NAME a new token and print it; the old one stops working at once."""
+    token = new_token()
+    with database.atomic():
+        user = get_user(name)
+        user.token_hash = hash_token(token)
+        user.save()
+    click.echo(token)
+
+
+@user_command("set-policies")
+@click.argument("name")
+@click.argument("policies", nargs=-1)
+def set_policies_command(name, policies):
+    """Replace user NAME's policies with POLICIES (none at all revokes every one)."""
+    policies = policies_or_error(policies)
+    with database.atomic():
+        user = get_user(name)
+        user.policies = " ".join(policies)
+        user.save()
+    click.echo(f"User {name!r} now has: {', '.join(policies) or 'no policies'}.", err=True)
+
+
+def standalone_app():
+    """The app ``images-api`` commands run in: ``--database``, else the environment."""
+    from . import create_app  # here, not at the top: the package imports this module
+
+    info = click.get_current_context().find_object(ScriptInfo)
+    config = {"IMAGES_API_CREATE_ADMIN": False}
+    if info.data.get("database_url"):
+        config["IMAGES_API_DATABASE_URL"] = info.data["database_url"]
+    try:
+        return create_app(config)
+    except (ValueError, DatabaseError) as error:
+        raise CommandError(f"cannot open the database: {error}") from None
+
+
+@click.group(help="Manage the images-api service.")
+@click.pass_context
+def main(ctx):
+    ctx.obj = ScriptInfo(create_app=standalone_app, set_debug_flag=False)
+    ctx.obj.data[STANDALONE] = True
+
+
+main.add_command(user_cli)

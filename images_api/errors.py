@@ -1,0 +1,84 @@
+"""Every error as one JSON shape: ``{"message": ..., "errors": {...}?}`` (contract: Errors)."""
+
+from flask import current_app, jsonify, request
+from marshmallow import ValidationError
+from peewee import OperationalError
+from werkzeug.exceptions import HTTPException, InternalServerError, NotFound
+from werkzeug.routing import RequestRedirect
+
+#: Headers of an ``HTTPException`` that describe its HTML page, not the error.
+PAGE_HEADERS = {"content-type", "content-length"}
+
+
+def error_response(status, message, errors=None, headers=()):
+    """A JSON error response: ``status`` (int), ``message`` (str), optional ``errors`` dict."""
+    body = {"message": message}
+    if errors:
+        body["errors"] = errors
+    response = jsonify(body)
+    response.status_code = status
+    response.headers.extend(headers)
+    return response
+
+
+def http_error(error):
+    """Render a werkzeug ``HTTPException`` (404, 405 with ``Allow``, 401, ...) as JSON."""
+    headers = [(name, value) for name, value in error.get_headers() if name.lower() not in PAGE_HEADERS]
+    return error_response(error.code, error.description, headers=headers)
+
+
+def validation_error(error):
+    """Render a marshmallow ``ValidationError`` as 400 naming each field and its broken rules."""
+    errors = error.normalized_messages()
+    if not isinstance(errors, dict):
+        errors = {"_schema": errors}
+    general = errors.get("_schema")
+    fields = ", ".join(sorted(key for key in errors if key != "_schema"))
+    if fields:
+        message = f"Invalid input: {fields}."
+    else:
+        message = " ".join(general)
+    return error_response(400, message, errors)
+
+
+def database_error(error):
+    """A locked database after the busy timeout is a 503 to retry; anything else a 500."""
+    if "locked" in str(error) or "busy" in str(error):
+        current_app.logger.warning("database busy: %s", error)
+        return error_response(503, "The database is busy; retry shortly.", headers=[("Retry-After", "1")])
+    current_app.logger.exception("database error")
+    return internal_error(error)
+
+
+def internal_error(error):
+    """Anything unexpected: a bare 500 message; Flask has logged the traceback."""
+    return error_response(500, "Internal server error")
+
+
+def routing_errors_under(prefix):
+    """A before-request hook answering routing failures under ``prefix`` with JSON.
+
+    Flask raises 404 and 405 before any blueprint is chosen, so the
+    blueprint's handlers never see them; this hook does, without touching the
+    host app's handlers for its own paths. A redirect (``//v3//images``) is
+    answered as 404: the API never redirects.
+    """
+
+    def routing_error():
+        error = request.routing_exception
+        path = request.path
+        if error is None or not (path == prefix or path.startswith(prefix + "/")):
+            return None
+        if isinstance(error, RequestRedirect):
+            error = NotFound()
+        return http_error(error)
+
+    return routing_error
+
+
+def register(target):
+    """Register the JSON handlers on ``target`` (the blueprint, or a standalone app)."""
+    target.register_error_handler(HTTPException, http_error)
+    target.register_error_handler(ValidationError, validation_error)
+    target.register_error_handler(OperationalError, database_error)
+    target.register_error_handler(InternalServerError, internal_error)

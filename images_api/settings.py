@@ -1,0 +1,101 @@
+"""Settings: defaults, ``IMAGES_API_*`` environment variables, config keys.
+
+Every setting has one name, used both as the environment variable and as the
+Flask config key (contract: Command line). ``read`` turns the raw values into
+typed ones and rejects malformed values with ``SettingError``.
+"""
+
+import os
+import re
+from dataclasses import dataclass
+
+from marshmallow import ValidationError
+
+from .schemas import provider_id
+
+PREFIX = "IMAGES_API_"
+
+DEFAULTS = {
+    "IMAGES_API_DATABASE_URL": "sqlite:///images.db",
+    "IMAGES_API_PROVIDERS": "",
+    "IMAGES_API_TRUST_REMOTE_USER": False,
+    "IMAGES_API_ADMIN_TOKEN": None,
+    "IMAGES_API_CREATE_ADMIN": True,
+}
+
+#: An admin token set by hand must be sendable in a header and about as hard
+#: to guess as a generated one (256 bits as 43 URL-safe characters).
+ADMIN_TOKEN_PATTERN = re.compile(r"[\x21-\x7e]{32,}")
+
+TRUE = {"1", "true", "yes", "on"}
+FALSE = {"0", "false", "no", "off", ""}
+
+
+class SettingError(ValueError):
+    """A setting has a value the service cannot use; the message names it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The typed settings one app runs with."""
+
+    database_url: str
+    providers: frozenset
+    trust_remote_user: bool
+    admin_token: str | None
+    create_admin: bool
+
+
+def from_environ(environ=os.environ):
+    """The ``IMAGES_API_*`` variables of ``environ``, as a dict of raw strings."""
+    return {key: value for key, value in environ.items() if key.startswith(PREFIX)}
+
+
+def flag(name, value):
+    """``value`` (a bool, or a string such as ``"1"``/``"off"``) as a bool."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in TRUE:
+        return True
+    if text in FALSE:
+        return False
+    raise SettingError(f"{name} must be one of 1/0, true/false, yes/no, on/off, not {value!r}")
+
+
+def provider_list(name, value):
+    """``value`` (a comma-separated string or an iterable of ids) as a frozenset.
+
+    Empty means any provider is allowed; an empty entry (``"ec2,"``, ``","``)
+    or a malformed id is a ``SettingError``.
+    """
+    if isinstance(value, str):
+        if not value.strip():
+            return frozenset()
+        value = [item.strip() for item in value.split(",")]
+    field = provider_id()
+    try:
+        return frozenset(field.deserialize(item) for item in value)
+    except ValidationError as error:
+        raise SettingError(f"{name}: every entry must be a provider id: {error.messages[0]}") from None
+
+
+def read(config):
+    """Typed ``Settings`` from a mapping of raw values (Flask config, defaults filled in).
+
+    Raises ``SettingError`` naming the first malformed setting.
+    """
+    values = {**DEFAULTS, **{key: config[key] for key in DEFAULTS if key in config}}
+    database_url = str(values["IMAGES_API_DATABASE_URL"] or "").strip()
+    if not database_url:
+        raise SettingError("IMAGES_API_DATABASE_URL must not be empty")
+    admin_token = values["IMAGES_API_ADMIN_TOKEN"] or None
+    if admin_token is not None and not ADMIN_TOKEN_PATTERN.fullmatch(admin_token):
+        raise SettingError("IMAGES_API_ADMIN_TOKEN must be 32 or more printable ASCII characters, no spaces")
+    return Settings(
+        database_url=database_url,
+        providers=provider_list("IMAGES_API_PROVIDERS", values["IMAGES_API_PROVIDERS"]),
+        trust_remote_user=flag("IMAGES_API_TRUST_REMOTE_USER", values["IMAGES_API_TRUST_REMOTE_USER"]),
+        admin_token=admin_token,
+        create_admin=flag("IMAGES_API_CREATE_ADMIN", values["IMAGES_API_CREATE_ADMIN"]),
+    )

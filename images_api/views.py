@@ -1,0 +1,116 @@
+"""The ``/v3`` blueprint: five routes over images (contract: Routes and policies)."""
+
+from flask import Blueprint, abort, current_app, jsonify, url_for
+from marshmallow import ValidationError
+from peewee import IntegrityError
+
+from . import errors
+from .auth import policy_required
+from .models import Image, binary_order, database
+from .parsing import parse
+from .schemas import ImageQuerySchema, ImageSchema, ImageUpdateSchema, NoQuerySchema
+
+bp = Blueprint("images_api", __name__, url_prefix="/v3")
+errors.register(bp)
+
+#: Fields an update may carry only to send back what was read.
+FIXED_FIELDS = ("id", "provider")
+
+
+@bp.before_request
+def connect():
+    database.connect(reuse_if_open=True)
+
+
+@bp.teardown_request
+def close(exc):
+    if not database.is_closed():
+        database.close()
+
+
+def image_schema():
+    return current_app.extensions["images_api"].schemas[ImageSchema]
+
+
+def get_image_or_404(image_id):
+    """The ``Image`` with ``image_id``; abort 404 when there is none."""
+    image = Image.get_or_none(Image.id == image_id)
+    if image is None:
+        abort(404, f"Image {image_id!r} not found.")
+    return image
+
+
+@bp.get("/images", merge_slashes=False)
+@policy_required("read_images")
+@parse(query=ImageQuerySchema)
+def list_images(query):
+    """List images in code point order of id, a page at a time when ``limit`` is given."""
+    db = database.obj
+    order = binary_order(Image.id, db)
+    images = Image.select().order_by(order)
+    if "provider" in query:
+        images = images.where(Image.provider == query["provider"])
+    if "marker" in query:
+        images = images.where(order > query["marker"])
+    limit = query.get("limit")
+    if limit:
+        # One row past the page tells whether another page follows.
+        images = images.limit(limit + 1)
+    rows = list(images.dicts())
+    response = jsonify(image_schema().dump(rows[:limit], many=True))
+    if limit and len(rows) > limit:
+        next_url = url_for(".list_images", _external=True, **{**query, "marker": rows[limit - 1]["id"]})
+        response.headers["Link"] = f'<{next_url}>; rel="next"'
+    return response
+
+
+@bp.post("/image", merge_slashes=False)
+@policy_required("create_image")
+@parse(query=NoQuerySchema, body=ImageSchema)
+def create_image(query, body):
+    """Create an image; 409 when its id exists."""
+    try:
+        with database.atomic():
+            Image.create(**body)
+    except IntegrityError:
+        abort(409, f"Image {body['id']!r} already exists.")
+    response = jsonify(id=body["id"], message="Created")
+    response.headers["Location"] = url_for(".show_image", image_id=body["id"], _external=True)
+    return response
+
+
+@bp.get("/image/<image_id>", merge_slashes=False)
+@policy_required("read_images")
+@parse(query=NoQuerySchema)
+def show_image(image_id, query):
+    """Show one image."""
+    return jsonify(image_schema().dump(get_image_or_404(image_id)))
+
+
+@bp.put("/image/<image_id>", merge_slashes=False)
+@policy_required("create_image")
+@parse(query=NoQuerySchema, body=ImageUpdateSchema)
+def update_image(image_id, query, body):
+    """Change an image's remote_user and/or name; id and provider never change."""
+    with database.atomic():
+        image = get_image_or_404(image_id)
+        changed = {field: ["Cannot be changed."] for field in FIXED_FIELDS if body.get(field, getattr(image, field)) != getattr(image, field)}
+        if changed:
+            raise ValidationError(changed)
+        for field in ("remote_user", "name"):
+            if field in body:
+                setattr(image, field, body[field])
+        image.save()
+    return jsonify(image=image_schema().dump(image), message="Updated")
+
+
+@bp.delete("/image/<image_id>", merge_slashes=False)
+@policy_required("delete_image")
+@parse(query=NoQuerySchema)
+def delete_image(image_id, query):
+    """Delete an image."""
+    with database.atomic():
+        deleted = Image.delete().where(Image.id == image_id).execute()
+    if not deleted:
+        abort(404, f"Image {image_id!r} not found.")
+    return jsonify(id=image_id, message="Deleted")
