@@ -1,14 +1,17 @@
 """images-api: a catalogue of cloud machine images over HTTP (``/v3``)."""
 
+import logging
 import os
 from dataclasses import dataclass
 
 from flask import Flask
+from peewee import DatabaseError
 
-from . import errors, settings
+from . import errors, health, logs, settings
 from .auth import create_admin
 from .cli import user_cli
 from .models import create_tables, open_database
+from .proxy import TrustedProxy
 from .schemas import ImageQuerySchema, ImageSchema, ImageUpdateSchema, NoQuerySchema
 from .views import bp
 
@@ -20,34 +23,48 @@ class State:
     settings: settings.Settings
     database: object
     schemas: dict
+    standalone: bool
 
 
-def init_app(app):
+def init_app(app, *, standalone=False):
     """Add the API to ``app`` (a Flask app), configured from its ``IMAGES_API_*`` keys.
 
-    Registers the ``/v3`` blueprint with its JSON errors, opens the database
-    and creates missing tables, adds the ``user`` CLI group, and on a first
-    start creates the ``admin`` user. The host's own routes and error handlers
-    are left as they were. Raises ``settings.SettingError`` for a malformed
-    setting and ``ValueError`` for an unusable database URL.
+    Registers the ``/v3`` blueprint with its JSON errors and access log, opens
+    the database and creates missing tables, adds the ``user`` CLI group, and
+    on a first start creates the ``admin`` user. The host's own routes and
+    error handlers stay as they were. ``standalone`` (for ``create_app``)
+    means the app is the API and nothing else: every request is logged.
+    Raises ``settings.SettingError`` for a malformed setting or a database
+    that cannot be opened.
     """
     config = settings.read(app.config)
     for key, value in settings.DEFAULTS.items():
         app.config.setdefault(key, value)
+    logging.getLogger("images_api").setLevel(config.log_level)
     schemas = {
         ImageSchema: ImageSchema(providers=config.providers),
         ImageUpdateSchema: ImageUpdateSchema(providers=config.providers),
         ImageQuerySchema: ImageQuerySchema(),
         NoQuerySchema: NoQuerySchema(),
     }
-    app.extensions["images_api"] = State(config, open_database(config.database_url), schemas)
+    try:
+        database = open_database(config.database_url)
+    except ValueError as error:
+        raise settings.SettingError(f"IMAGES_API_DATABASE_URL: {error}") from None
+    app.extensions["images_api"] = State(config, database, schemas, standalone)
     app.register_blueprint(bp)
     app.before_request(errors.routing_errors_under(bp.url_prefix))
+    app.before_request(logs.start_timer)
+    app.after_request(logs.log_access)
     app.cli.add_command(user_cli)
-    with app.app_context():
-        create_tables()
-        if config.create_admin:
-            create_admin(config.admin_token)
+    try:
+        with app.app_context():
+            create_tables()
+            if config.create_admin:
+                create_admin(config.admin_token)
+    except DatabaseError as error:
+        url = settings.masked_url(config.database_url)
+        raise settings.SettingError(f"cannot use the database {url}: {error}") from None
     return app
 
 
@@ -56,11 +73,18 @@ def create_app(config=None):
 
     ``config`` (a mapping of ``IMAGES_API_*`` keys, plus any Flask key) wins
     over the environment, which wins over the defaults. Every error, on any
-    path, is JSON.
+    path, is JSON; ``GET /healthz`` reports on the database; with
+    ``IMAGES_API_TRUSTED_PROXY`` set, that proxy's forwarded headers are
+    believed. Raises ``settings.SettingError`` as ``init_app`` does.
     """
     app = Flask(__name__)
     app.config.from_mapping(settings.from_environ(os.environ))
     app.config.from_mapping(config or {})
     app.url_map.merge_slashes = False
     errors.register(app)
-    return init_app(app)
+    app.register_blueprint(health.bp)
+    init_app(app, standalone=True)
+    proxies = app.extensions["images_api"].settings.trusted_proxies
+    if proxies:
+        app.wsgi_app = TrustedProxy(app.wsgi_app, proxies)
+    return app

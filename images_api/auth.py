@@ -101,6 +101,10 @@ def authenticate():
             abort(403, f"User {remote_user!r} is not an images-api user.")
         return user
 
+    # A non-ASCII header never holds a token, and werkzeug's Basic parser
+    # raises on one instead of returning None.
+    if not request.headers.get("Authorization", "").isascii():
+        raise BearerChallenge("The Authorization header is not ASCII.")
     credentials = request.authorization
     if credentials is None:
         raise BearerChallenge()

@@ -10,10 +10,10 @@ import re
 import click
 from flask import current_app
 from flask.cli import AppGroup, ScriptInfo
-from peewee import DatabaseError
 
 from .auth import POLICIES, add_user, check_policies, hash_token, new_token
 from .models import User, database
+from .settings import SettingError
 
 #: A user name goes in Basic auth (no ':') and in ``REMOTE_USER``.
 USER_NAME = re.compile(r"[^\s:\x00-\x1f\x7f]{1,64}")
@@ -138,8 +138,8 @@ def standalone_app():
         config["IMAGES_API_DATABASE_URL"] = info.data["database_url"]
     try:
         return create_app(config)
-    except (ValueError, DatabaseError) as error:
-        raise CommandError(f"cannot open the database: {error}") from None
+    except SettingError as error:
+        raise CommandError(str(error)) from None
 
 
 @click.group(help="Manage the images-api service.")

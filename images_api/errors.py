@@ -3,7 +3,7 @@
 from flask import current_app, jsonify, request
 from marshmallow import ValidationError
 from peewee import OperationalError
-from werkzeug.exceptions import HTTPException, InternalServerError, NotFound
+from werkzeug.exceptions import HTTPException, NotFound, default_exceptions
 from werkzeug.routing import RequestRedirect
 
 #: Headers of an ``HTTPException`` that describe its HTML page, not the error.
@@ -77,8 +77,14 @@ def routing_errors_under(prefix):
 
 
 def register(target):
-    """Register the JSON handlers on ``target`` (the blueprint, or a standalone app)."""
+    """Register the JSON handlers on ``target`` (the blueprint, or a standalone app).
+
+    Handlers go in by status code as well as by class: Flask looks for a
+    host app's handler for a code (``@app.errorhandler(404)``) before a
+    blueprint's handler for a class, and the API's errors must stay JSON.
+    """
+    for code in default_exceptions:
+        target.register_error_handler(code, internal_error if code == 500 else http_error)
     target.register_error_handler(HTTPException, http_error)
     target.register_error_handler(ValidationError, validation_error)
     target.register_error_handler(OperationalError, database_error)
-    target.register_error_handler(InternalServerError, internal_error)

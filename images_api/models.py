@@ -82,15 +82,20 @@ def open_database(url):
     busy timeout and ``BEGIN IMMEDIATE`` writes, so concurrent writers across
     threads and processes wait their turn instead of failing with "database is
     locked" (contract: Persistence). Raises ``ValueError`` for a URL that names
-    no known database.
+    no known database, or an in-memory SQLite one.
     """
     params = {}
     if urlsplit(url).scheme.startswith("sqlite"):
         params = {"pragmas": SQLITE_PRAGMAS, "timeout": SQLITE_TIMEOUT, "lock_type": "IMMEDIATE"}
     try:
-        return db_url.connect(url, **params)
+        db = db_url.connect(url, **params)
     except RuntimeError as error:  # db_url's word for an unknown scheme
         raise ValueError(f"unsupported database URL {url!r}: {error}") from None
+    # Each request opens its own connection, and each connection to an
+    # in-memory SQLite database would see an empty one of its own.
+    if isinstance(db, peewee.SqliteDatabase) and (db.database in ("", ":memory:") or "mode=memory" in db.database):
+        raise ValueError(f"in-memory SQLite ({url!r}) cannot be shared between requests; name a file")
+    return db
 
 
 def binary_order(field, db):

@@ -8,6 +8,7 @@ import functools
 import json
 
 from flask import abort, current_app, request
+from marshmallow import ValidationError
 from werkzeug.exceptions import RequestEntityTooLarge
 
 #: Largest request body taken, in bytes (contract: Errors, 413).
@@ -33,26 +34,41 @@ def _reject_duplicates(pairs):
     return document
 
 
+#: Media ranges that cover ``application/json``, most specific first.
+JSON_RANGES = {JSON: 2, "application/*": 1, "*/*": 0}
+
+
 def accepts_json():
     """Whether the ``Accept`` header admits ``application/json`` with q > 0.
 
-    No header, or an empty one, accepts anything.
+    No header, or an empty one, accepts anything. The most specific range
+    decides (``application/json;q=0, */*`` refuses). Parameters are ignored:
+    werkzeug would not match ``application/json; charset=utf-8`` to our
+    ``application/json``, though a client sending it plainly wants JSON.
     """
     if not request.headers.get("Accept", "").strip():
         return True
-    return request.accept_mimetypes.quality(JSON) > 0
+    specificity, quality = -1, 0
+    for value, q in request.accept_mimetypes:
+        rank = JSON_RANGES.get(value.partition(";")[0].strip().lower(), -1)
+        if rank > specificity:
+            specificity, quality = rank, q
+    return quality > 0
 
 
 def read_json_object():
     """The request body as a dict: 415, 413 or 400 (in that order) when it is not one."""
     if request.mimetype != JSON:
         abort(415, "Send the body as 'Content-Type: application/json'.")
-    # Set before anything touches the stream, so both a Content-Length over
-    # the limit and a chunked body that runs past it are refused.
-    request.max_content_length = MAX_BODY
+    # Set before anything touches the stream. One byte over the limit: on a
+    # chunked body werkzeug stops quietly at the limit, so only a read that
+    # gets past it tells a body of exactly 64 KiB from a longer one.
+    request.max_content_length = MAX_BODY + 1
     try:
         raw = request.get_data(cache=True)
     except RequestEntityTooLarge:
+        raw = None
+    if raw is None or len(raw) > MAX_BODY:
         abort(413, f"The body is over {MAX_BODY // 1024} KiB.")
     try:
         document = json.loads(
@@ -68,10 +84,10 @@ def read_json_object():
 
 
 def read_query():
-    """The query string as a dict of strings; 400 when a parameter is given twice."""
-    repeated = sorted(key for key, values in request.args.lists() if len(values) > 1)
+    """The query string as a dict of strings; ``ValidationError`` naming any parameter given twice."""
+    repeated = {key: ["Given more than once."] for key, values in request.args.lists() if len(values) > 1}
     if repeated:
-        abort(400, f"Query parameter given more than once: {', '.join(repeated)}.")
+        raise ValidationError(repeated)
     return request.args.to_dict()
 
 

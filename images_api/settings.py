@@ -5,9 +5,12 @@ Flask config key (contract: Command line). ``read`` turns the raw values into
 typed ones and rejects malformed values with ``SettingError``.
 """
 
+import ipaddress
+import logging
 import os
 import re
 from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
 
 from marshmallow import ValidationError
 
@@ -21,7 +24,11 @@ DEFAULTS = {
     "IMAGES_API_TRUST_REMOTE_USER": False,
     "IMAGES_API_ADMIN_TOKEN": None,
     "IMAGES_API_CREATE_ADMIN": True,
+    "IMAGES_API_LOG_LEVEL": "INFO",
+    "IMAGES_API_TRUSTED_PROXY": "",
 }
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 #: An admin token set by hand must be sendable in a header and about as hard
 #: to guess as a generated one (256 bits as 43 URL-safe characters).
@@ -44,6 +51,8 @@ class Settings:
     trust_remote_user: bool
     admin_token: str | None
     create_admin: bool
+    log_level: int
+    trusted_proxies: tuple
 
 
 def from_environ(environ=os.environ):
@@ -80,6 +89,35 @@ def provider_list(name, value):
         raise SettingError(f"{name}: every entry must be a provider id: {error.messages[0]}") from None
 
 
+def networks(name, value):
+    """``value`` (comma-separated addresses or CIDR networks) as a tuple of ``ip_network``."""
+    items = [item.strip() for item in value.split(",")] if isinstance(value, str) else list(value)
+    if items == [""]:
+        return ()
+    try:
+        return tuple(ipaddress.ip_network(item, strict=False) for item in items)
+    except ValueError as error:
+        raise SettingError(f"{name}: {error}") from None
+
+
+def log_level(name, value):
+    """``value`` (a level name, any case) as a ``logging`` level number."""
+    text = str(value).strip().upper()
+    if text not in LOG_LEVELS:
+        raise SettingError(f"{name} must be one of {', '.join(LOG_LEVELS)}, not {value!r}")
+    return logging.getLevelName(text)
+
+
+def masked_url(url):
+    """``url`` with any password replaced by ``***``, fit for a log line."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rpartition("@")
+    user = netloc[0].partition(":")[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[2]}"))
+
+
 def read(config):
     """Typed ``Settings`` from a mapping of raw values (Flask config, defaults filled in).
 
@@ -98,4 +136,6 @@ def read(config):
         trust_remote_user=flag("IMAGES_API_TRUST_REMOTE_USER", values["IMAGES_API_TRUST_REMOTE_USER"]),
         admin_token=admin_token,
         create_admin=flag("IMAGES_API_CREATE_ADMIN", values["IMAGES_API_CREATE_ADMIN"]),
+        log_level=log_level("IMAGES_API_LOG_LEVEL", values["IMAGES_API_LOG_LEVEL"]),
+        trusted_proxies=networks("IMAGES_API_TRUSTED_PROXY", values["IMAGES_API_TRUSTED_PROXY"]),
     )

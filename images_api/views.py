@@ -28,6 +28,11 @@ def close(exc):
         database.close()
 
 
+def is_api_path(path):
+    """Whether ``path`` (below any mount prefix) is one of the API's."""
+    return path == bp.url_prefix or path.startswith(bp.url_prefix + "/")
+
+
 def image_schema():
     return current_app.extensions["images_api"].schemas[ImageSchema]
 

@@ -1,0 +1,79 @@
+"""Logging: one access line per request, and a readable waitress log under load.
+
+Access lines go to the ``images_api.access`` logger as
+``METHOD PATH STATUS DURATIONms user=NAME``; they never carry a header, a
+token or a body.
+"""
+
+import json
+import logging
+import time
+
+from flask import current_app, g, request
+
+from .views import is_api_path
+
+access_logger = logging.getLogger("images_api.access")
+
+
+def printable(text):
+    """``text`` with control and non-ASCII characters escaped, so one request is one line."""
+    return json.dumps(text)[1:-1]
+
+
+def start_timer():
+    """Before-request hook: note when the request started."""
+    g.images_api_started = time.perf_counter()
+
+
+def log_access(response):
+    """After-request hook: log the request on ``images_api.access``, when it is the API's."""
+    state = current_app.extensions["images_api"]
+    started = g.get("images_api_started")
+    if started is None or not (state.standalone or is_api_path(request.path)):
+        return response
+    user = g.get("user")
+    access_logger.info(
+        "%s %s %d %.1fms user=%s",
+        request.method,
+        printable(request.full_path if request.query_string else request.path),
+        response.status_code,
+        (time.perf_counter() - started) * 1000,
+        printable(user.name) if user is not None else "-",
+    )
+    return response
+
+
+class EveryMinute(logging.Filter):
+    """Let a logger's records through at most once per ``interval`` seconds.
+
+    waitress warns "Task queue depth is N" on every request that waits for a
+    thread; under load that floods the log. One line a minute still says the
+    server is saturated.
+    """
+
+    def __init__(self, interval=60.0):
+        super().__init__()
+        self.interval = interval
+        self.last = float("-inf")
+
+    def filter(self, record):
+        now = time.monotonic()
+        if now - self.last < self.interval:
+            return False
+        self.last = now
+        return True
+
+
+def configure(level):
+    """Set up logging for a process that serves the API (``app.py``, ``wsgi.py``).
+
+    ``level`` is a level name such as ``"INFO"``. Adds a stderr handler only
+    when the process has none (a WSGI server may have its own), and quiets
+    waitress's per-request queue warnings to one a minute.
+    """
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("waitress").setLevel(level)
+    queue_logger = logging.getLogger("waitress.queue")
+    if not any(isinstance(f, EveryMinute) for f in queue_logger.filters):
+        queue_logger.addFilter(EveryMinute())

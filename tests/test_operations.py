@@ -1,0 +1,204 @@
+"""Operating the service: access log, log level, start-up mistakes, waitress-serve."""
+
+import http.client
+import json
+import logging
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from images_api import create_app
+from images_api.logs import EveryMinute
+from images_api.settings import masked_url
+
+REPO = Path(__file__).resolve().parent.parent
+IMAGE = {"id": "ami-1", "provider": "ec2", "remote_user": "ubuntu", "name": "body-marker-name"}
+
+
+def test_access_log_line_names_request_and_user_but_no_secret(client, admin_headers, admin_token, caplog):
+    caplog.set_level(logging.INFO, logger="images_api.access")
+    client.post("/v3/image?", json=IMAGE, headers=admin_headers)
+    client.get("/v3/images?limit=5", headers=admin_headers)
+    client.get("/v3/images", headers={"Authorization": f"Basic {admin_token}"})
+    client.get("/nowhere")
+    lines = [record.getMessage() for record in caplog.records if record.name == "images_api.access"]
+    assert len(lines) == 4, lines
+    method, path, status, duration, user = lines[0].split()
+    assert (method, path, status, user) == ("POST", "/v3/image", "200", "user=admin")
+    assert duration.endswith("ms") and float(duration[:-2]) >= 0
+    assert lines[1].split()[:3] == ["GET", "/v3/images?limit=5", "200"]
+    assert lines[2].split()[2:] == ["401", lines[2].split()[3], "user=-"]
+    assert lines[3].split()[:3] == ["GET", "/nowhere", "404"]
+    logged = "\n".join(lines)
+    assert admin_token not in logged
+    assert "body-marker-name" not in logged
+
+
+def test_access_log_escapes_control_characters(client, admin_headers, caplog):
+    caplog.set_level(logging.INFO, logger="images_api.access")
+    client.get("/v3/image/a%0Ab", headers=admin_headers)
+    (line,) = [record.getMessage() for record in caplog.records if record.name == "images_api.access"]
+    assert "\n" not in line
+    assert line.startswith("GET /v3/image/a\\nb 404 ")
+
+
+def test_log_level_setting_silences_access_lines(config, admin_headers, caplog):
+    caplog.set_level(logging.NOTSET)
+    app = create_app({**config, "IMAGES_API_LOG_LEVEL": "warning"})
+    app.test_client().get("/v3/images", headers=admin_headers)
+    assert not [record for record in caplog.records if record.name == "images_api.access"]
+
+
+def test_queue_depth_warnings_pass_once_a_minute():
+    only_once = EveryMinute()
+    records = [logging.LogRecord("waitress.queue", logging.WARNING, __file__, 1, "Task queue depth is 1", (), None) for _ in range(50)]
+    assert sum(map(only_once.filter, records)) == 1
+
+
+def test_database_password_is_masked():
+    assert masked_url("postgresql://images:s3cret@db.internal:5432/images") == "postgresql://images:***@db.internal:5432/images"
+    assert masked_url("sqlite:///images.db") == "sqlite:///images.db"
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def quiet_environ(**extra):
+    """The test process's environment without ``IMAGES_API_*``, plus ``extra``."""
+    environ = {key: value for key, value in os.environ.items() if not key.startswith("IMAGES_API_")}
+    return {**environ, **extra}
+
+
+@pytest.fixture
+def busy_port():
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        yield listener.getsockname()[1]
+
+
+START_MISTAKES = {
+    "unknown database scheme": (["--database", "nosuchdb://x/y"], {}),
+    "in-memory database": (["--database", "sqlite://"], {}),
+    "explicit in-memory database": (["--database", "sqlite:///:memory:"], {}),
+    "database directory missing": (["--database", "sqlite:////nonexistent-dir/images.db"], {}),
+    "port not a number": (["--port", "http"], {}),
+    "port from environment not a number": ([], {"IMAGES_API_PORT": "eighty"}),
+    "port out of range": (["--port", "70000"], {}),
+    "empty provider list entry": ([], {"IMAGES_API_PROVIDERS": ","}),
+    "malformed provider": ([], {"IMAGES_API_PROVIDERS": "ec2,open stack"}),
+    "malformed flag": ([], {"IMAGES_API_TRUST_REMOTE_USER": "maybe"}),
+    "unknown log level": ([], {"IMAGES_API_LOG_LEVEL": "loud"}),
+    "short admin token": ([], {"IMAGES_API_ADMIN_TOKEN": "secret"}),
+    "malformed trusted proxy": ([], {"IMAGES_API_TRUSTED_PROXY": "proxy.example"}),
+    "unknown flag": (["--colour"], {}),
+}
+
+
+@pytest.mark.parametrize("case", START_MISTAKES)
+def test_start_up_mistake_is_one_line_and_status_2(tmp_path, case):
+    args, environ = START_MISTAKES[case]
+    result = subprocess.run(
+        [sys.executable, str(REPO / "app.py"), "--database", f"sqlite:///{tmp_path / 'images.db'}", *args],
+        env=quiet_environ(**{"IMAGES_API_PORT": str(free_port()), **environ}),
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=20,
+    )
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("images-api: "), result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_port_in_use_is_one_line_and_status_2(tmp_path, busy_port, admin_token):
+    result = subprocess.run(
+        [sys.executable, str(REPO / "app.py"), "--port", str(busy_port), "--database", f"sqlite:///{tmp_path / 'i.db'}"],
+        env=quiet_environ(IMAGES_API_ADMIN_TOKEN=admin_token),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [f"images-api: cannot listen on 127.0.0.1:{busy_port}: Address already in use"]
+
+
+def test_wsgi_module_start_up_mistake_is_one_line_and_status_2(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-c", "import wsgi"],
+        env=quiet_environ(IMAGES_API_DATABASE_URL="sqlite:////nonexistent-dir/images.db"),
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("images-api: cannot use the database"), result.stderr
+
+
+def request(port, method, path, body=None, token=None):
+    """One HTTP request to 127.0.0.1:``port``; returns (status, headers, parsed JSON)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    headers = {"Content-Type": "application/json"} if body is not None else {}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    try:
+        connection.request(method, path, body=json.dumps(body) if body is not None else None, headers=headers)
+        response = connection.getresponse()
+        return response.status, dict(response.getheaders()), json.loads(response.read() or b"null")
+    finally:
+        connection.close()
+
+
+def wait_until_listening(process, port, seconds=30):
+    """Poll ``port`` until the server answers; fail with its output if it exits first."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            pytest.fail(f"server exited {process.returncode}: {process.stderr.read()}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    pytest.fail("server did not start listening")
+
+
+def test_waitress_serve_runs_wsgi_application_under_a_prefix(tmp_path, admin_token):
+    port = free_port()
+    waitress_serve = Path(sys.executable).parent / "waitress-serve"
+    process = subprocess.Popen(
+        [str(waitress_serve), f"--listen=127.0.0.1:{port}", "--url-prefix=/catalogue", "wsgi:application"],
+        cwd=REPO,
+        env=quiet_environ(
+            IMAGES_API_DATABASE_URL=f"sqlite:///{tmp_path / 'images.db'}",
+            IMAGES_API_ADMIN_TOKEN=admin_token,
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_until_listening(process, port)
+        status, _, body = request(port, "GET", "/catalogue/healthz")
+        assert (status, body) == (200, {"status": "ok"})
+        status, headers, body = request(port, "POST", "/catalogue/v3/image", IMAGE, admin_token)
+        assert (status, body) == (200, {"id": "ami-1", "message": "Created"})
+        assert headers["Location"] == f"http://127.0.0.1:{port}/catalogue/v3/image/ami-1"
+        status, _, body = request(port, "GET", "/catalogue/v3/image/ami-1", token=admin_token)
+        assert (status, body) == (200, IMAGE)
+    finally:
+        process.terminate()
+        _, stderr = process.communicate(timeout=30)
+    assert "POST /v3/image 200" in stderr
+    assert admin_token not in stderr
