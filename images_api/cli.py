@@ -8,7 +8,6 @@ the host's.
 import re
 
 import click
-from flask import current_app
 from flask.cli import AppGroup, ScriptInfo
 
 from .auth import POLICIES, add_user, check_policies, hash_token, new_token

@@ -1,16 +1,13 @@
 """Operating the service: access log, log level, start-up mistakes, waitress-serve."""
 
-import http.client
-import json
 import logging
-import os
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
+from support import call, free_port, quiet_environ, wait_listening
 
 from images_api import create_app
 from images_api.logs import EveryMinute
@@ -63,18 +60,6 @@ def test_queue_depth_warnings_pass_once_a_minute():
 def test_database_password_is_masked():
     assert masked_url("postgresql://images:s3cret@db.internal:5432/images") == "postgresql://images:***@db.internal:5432/images"
     assert masked_url("sqlite:///images.db") == "sqlite:///images.db"
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def quiet_environ(**extra):
-    """The test process's environment without ``IMAGES_API_*``, plus ``extra``."""
-    environ = {key: value for key, value in os.environ.items() if not key.startswith("IMAGES_API_")}
-    return {**environ, **extra}
 
 
 @pytest.fixture
@@ -146,34 +131,6 @@ def test_wsgi_module_start_up_mistake_is_one_line_and_status_2(tmp_path):
     assert len(lines) == 1 and lines[0].startswith("images-api: cannot use the database"), result.stderr
 
 
-def request(port, method, path, body=None, token=None):
-    """One HTTP request to 127.0.0.1:``port``; returns (status, headers, parsed JSON)."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    headers = {"Content-Type": "application/json"} if body is not None else {}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    try:
-        connection.request(method, path, body=json.dumps(body) if body is not None else None, headers=headers)
-        response = connection.getresponse()
-        return response.status, dict(response.getheaders()), json.loads(response.read() or b"null")
-    finally:
-        connection.close()
-
-
-def wait_until_listening(process, port, seconds=30):
-    """Poll ``port`` until the server answers; fail with its output if it exits first."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(f"server exited {process.returncode}: {process.stderr.read()}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    pytest.fail("server did not start listening")
-
-
 def test_waitress_serve_runs_wsgi_application_under_a_prefix(tmp_path, admin_token):
     port = free_port()
     waitress_serve = Path(sys.executable).parent / "waitress-serve"
@@ -189,14 +146,14 @@ def test_waitress_serve_runs_wsgi_application_under_a_prefix(tmp_path, admin_tok
         text=True,
     )
     try:
-        wait_until_listening(process, port)
-        status, _, body = request(port, "GET", "/catalogue/healthz")
-        assert (status, body) == (200, {"status": "ok"})
-        status, headers, body = request(port, "POST", "/catalogue/v3/image", IMAGE, admin_token)
-        assert (status, body) == (200, {"id": "ami-1", "message": "Created"})
-        assert headers["Location"] == f"http://127.0.0.1:{port}/catalogue/v3/image/ami-1"
-        status, _, body = request(port, "GET", "/catalogue/v3/image/ami-1", token=admin_token)
-        assert (status, body) == (200, IMAGE)
+        wait_listening(process, port, process.stderr.read)
+        reply = call(port, "GET", "/catalogue/healthz")
+        assert (reply.status, reply.json()) == (200, {"status": "ok"})
+        reply = call(port, "POST", "/catalogue/v3/image", IMAGE, token=admin_token)
+        assert (reply.status, reply.json()) == (200, {"id": "ami-1", "message": "Created"})
+        assert reply.headers["Location"] == f"http://127.0.0.1:{port}/catalogue/v3/image/ami-1"
+        reply = call(port, "GET", "/catalogue/v3/image/ami-1", token=admin_token)
+        assert (reply.status, reply.json()) == (200, IMAGE)
     finally:
         process.terminate()
         _, stderr = process.communicate(timeout=30)

@@ -1,0 +1,189 @@
+"""Plain helpers shared by the test modules: request bodies, credentials, checks."""
+
+import base64
+import http.client
+import json
+import os
+import socket
+import time
+from dataclasses import dataclass
+
+import pytest
+
+JSON = "application/json"
+POLICIES = ("read_images", "create_image", "delete_image")
+ALL_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
+
+
+def image(id="ami-0abc", provider="ec2", remote_user="ubuntu", name="Ubuntu 22.04 LTS"):
+    """An image body with every field of the contract's Resource table."""
+    return {"id": id, "provider": provider, "remote_user": remote_user, "name": name}
+
+
+def basic(name, token):
+    """Headers for HTTP Basic with the user's name and the token as password."""
+    pair = f"{name}:{token}".encode()
+    return {"Authorization": "Basic " + base64.b64encode(pair).decode("ascii")}
+
+
+def sqlite_path(database_url):
+    """The file behind a `sqlite:///...` URL."""
+    prefix = "sqlite:///"
+    assert database_url.startswith(prefix), database_url
+    return database_url[len(prefix):]
+
+
+def body_of(resp):
+    """The JSON body of a test-client response, whatever its Content-Type says."""
+    return json.loads(resp.get_data(as_text=True))
+
+
+def assert_error(resp, status, *secrets):
+    """Check an error answer (contract, Errors): status, JSON object with a message,
+    field errors as lists of strings, no secret and no traceback anywhere."""
+    text = resp.get_data(as_text=True)
+    assert resp.status_code == status, f"{resp.status_code} {text[:500]}"
+    assert resp.mimetype == JSON, resp.content_type
+    for secret in secrets:
+        assert secret not in text
+        assert all(secret not in value for _, value in resp.headers)
+    assert "Traceback" not in text
+    if resp.request.method == "HEAD":
+        assert text == ""
+        return {}
+    body = json.loads(text)
+    assert isinstance(body, dict), body
+    assert isinstance(body.get("message"), str) and body["message"], body
+    if "errors" in body:
+        assert isinstance(body["errors"], dict) and body["errors"], body
+        for messages in body["errors"].values():
+            assert isinstance(messages, list) and messages, body
+            assert all(isinstance(m, str) and m for m in messages), body
+    return body
+
+
+def listing(client, headers):
+    """Every stored image, through the list route."""
+    resp = client.get("/v3/images", headers=headers)
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+    return body_of(resp)
+
+
+def allow_header(resp):
+    """The set of methods a response's `Allow` header names."""
+    return {m.strip().upper() for m in resp.headers.get("Allow", "").split(",") if m.strip()}
+
+
+@dataclass(frozen=True)
+class Route:
+    """One of the five routes, with a request that succeeds on it given the seed image."""
+
+    name: str
+    method: str
+    path: str
+    policy: str
+    body: dict | None = None
+
+    @property
+    def has_body(self):
+        return self.body is not None
+
+    def open(self, client, headers=None, *, path=None, query=None, **kwargs):
+        """Send this route's request; kwargs override the body or the content type."""
+        if self.has_body and "data" not in kwargs:
+            kwargs["data"] = json.dumps(self.body)
+        if self.has_body:
+            kwargs.setdefault("content_type", JSON)
+        target = path or self.path
+        if query is not None:
+            target += "?" + query
+        return client.open(target, method=self.method, headers=headers or {}, **kwargs)
+
+    def item_path(self, image_id):
+        """This route's path for another image id (item routes only)."""
+        assert self.path.startswith("/v3/image/")
+        return "/v3/image/" + image_id
+
+
+SEED = image(id="ami-seed", provider="ec2", remote_user="ubuntu", name="seed")
+NEW = image(id="ami-new", provider="openstack", remote_user="cloud-user", name="new")
+
+ROUTES = (
+    Route("list", "GET", "/v3/images", "read_images"),
+    Route("create", "POST", "/v3/image", "create_image", NEW),
+    Route("show", "GET", "/v3/image/ami-seed", "read_images"),
+    Route("update", "PUT", "/v3/image/ami-seed", "create_image", {"name": "changed"}),
+    Route("delete", "DELETE", "/v3/image/ami-seed", "delete_image"),
+)
+BODY_ROUTES = tuple(r for r in ROUTES if r.has_body)
+ITEM_ROUTES = tuple(r for r in ROUTES if r.path.startswith("/v3/image/"))
+
+
+def route_params(routes=ROUTES):
+    """Routes as pytest params, named for reading in test ids."""
+    return [pytest.param(r, id=r.name) for r in routes]
+
+
+# -- real servers on 127.0.0.1 ----------------------------------------------------------
+
+TIMEOUT = 30  # seconds, for any one request or wait
+
+
+@dataclass
+class Reply:
+    status: int
+    headers: object  # http.client.HTTPMessage: case-insensitive ``get``
+    data: bytes
+
+    def json(self):
+        return json.loads(self.data)
+
+
+def call(port, method, path, body=None, *, token=None, headers=None, data=None, chunks=None):
+    """One request on a fresh connection; ``chunks`` (an iterable) sends the body chunked."""
+    sent = {}
+    if token is not None:
+        sent["Authorization"] = f"Bearer {token}"
+    if body is not None:
+        data = json.dumps(body).encode()
+    if body is not None or chunks is not None:
+        sent["Content-Type"] = JSON
+    if chunks is not None:
+        sent["Transfer-Encoding"] = "chunked"
+    sent.update(headers or {})
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=TIMEOUT)
+    try:
+        if chunks is not None:
+            conn.request(method, path, body=iter(chunks), headers=sent, encode_chunked=True)
+        else:
+            conn.request(method, path, body=data, headers=sent)
+        resp = conn.getresponse()
+        return Reply(resp.status, resp.headers, resp.read())
+    finally:
+        conn.close()
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def quiet_environ(**extra):
+    """The test process's environment without ``IMAGES_API_*``, plus ``extra``."""
+    environ = {key: value for key, value in os.environ.items() if not key.startswith("IMAGES_API_")}
+    return {**environ, **extra}
+
+
+def wait_listening(popen, port, output):
+    """Wait (bounded) until ``popen`` accepts connections on ``port``; ``output()`` explains a failure."""
+    deadline = time.monotonic() + TIMEOUT
+    while time.monotonic() < deadline:
+        if popen.poll() is not None:
+            pytest.fail(f"server exited with {popen.returncode}: {output()}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    pytest.fail(f"server did not listen on {port}: {output()}")

@@ -1,0 +1,350 @@
+"""Against real waitress servers on 127.0.0.1 (contract: Persistence, Errors, Command line).
+
+In-process servers run ``waitress.create_server`` in a thread; ``python app.py`` runs
+as a subprocess where the test needs to kill or restart a whole server.
+"""
+
+import http.client
+import json
+import subprocess
+import sys
+import threading
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import waitress
+from support import JSON, TIMEOUT, Reply, call, free_port, image, quiet_environ, wait_listening
+
+from images_api import create_app
+
+REPO = Path(__file__).resolve().parent.parent
+THREADS = 8
+LIMIT = 64 * 1024
+
+
+def assert_json_error(reply, status):
+    assert reply.status == status, (reply.status, reply.data[:300])
+    assert reply.headers.get("Content-Type", "").split(";")[0] == JSON
+    body = reply.json()
+    assert isinstance(body.get("message"), str) and body["message"]
+    return body
+
+
+def in_parallel(jobs):
+    """Run the callables in ``jobs`` on their own threads; return their results in order."""
+    with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+        futures = [pool.submit(job) for job in jobs]
+        return [future.result(timeout=10 * TIMEOUT) for future in futures]
+
+
+# -- servers ---------------------------------------------------------------------------
+
+
+class ThreadServer:
+    """A waitress server for ``app`` on a free port of 127.0.0.1, run in a thread."""
+
+    def __init__(self, app):
+        self.server = waitress.create_server(app, host="127.0.0.1", port=0, threads=THREADS)
+        self.port = self.server.effective_port
+        self.thread = threading.Thread(target=self.server.run, name=f"waitress-{self.port}", daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        # First let the workers finish (they pull the loop's trigger when done),
+        # then close every channel from the loop's own thread: run() returns
+        # once its map is empty.
+        if not self.thread.is_alive():
+            return
+        self.server.task_dispatcher.shutdown(timeout=TIMEOUT)
+        self.server.trigger.pull_trigger(self._close_all)
+        self.thread.join(timeout=TIMEOUT)
+        assert not self.thread.is_alive(), "waitress did not stop"
+
+    def _close_all(self):
+        for channel in list(self.server._map.values()):
+            channel.close()
+
+
+@pytest.fixture
+def serve(config):
+    """``serve()``: start a server for a new app on the test's database; stopped at teardown."""
+    servers = []
+
+    def start():
+        server = ThreadServer(create_app({**config, "TESTING": False}))
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def server(serve):
+    return serve()
+
+
+@dataclass
+class Process:
+    popen: subprocess.Popen
+    port: int
+    log: Path
+
+
+@pytest.fixture
+def spawn(tmp_path, admin_token):
+    """``spawn(database_url)``: run ``python app.py`` on a free port until the test ends."""
+    processes = []
+    env = quiet_environ(IMAGES_API_ADMIN_TOKEN=admin_token)
+
+    def start(database_url):
+        port = free_port()
+        log = tmp_path / f"server-{len(processes)}.log"
+        with open(log, "wb") as out:
+            popen = subprocess.Popen(
+                [sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port), "--threads", str(THREADS), "--database", database_url],
+                cwd=REPO,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        process = Process(popen, port, log)
+        processes.append(process)
+        wait_for(process)
+        return process
+
+    yield start
+    for process in processes:
+        if process.popen.poll() is None:
+            process.popen.kill()
+        process.popen.wait(timeout=TIMEOUT)
+
+
+def wait_for(process):
+    """Wait (bounded) until the process accepts connections on its port."""
+    wait_listening(process.popen, process.port, process.log.read_text)
+
+
+def kill(process):
+    process.popen.kill()  # SIGKILL: no chance to flush or close anything
+    process.popen.wait(timeout=TIMEOUT)
+
+
+def listing(port, token):
+    reply = call(port, "GET", "/v3/images", token=token)
+    assert reply.status == 200, reply.data[:300]
+    return reply.json()
+
+
+# -- persistence across restarts ---------------------------------------------------------
+
+
+def test_restart_keeps_the_data(serve, admin_token):
+    first = serve()
+    for image_id in ("ami-1", "ami-2", "ami-3"):
+        assert call(first.port, "POST", "/v3/image", image(id=image_id), token=admin_token).status == 200
+    assert call(first.port, "PUT", "/v3/image/ami-2", {"name": "renamed"}, token=admin_token).status == 200
+    assert call(first.port, "DELETE", "/v3/image/ami-3", token=admin_token).status == 200
+    first.stop()
+
+    second = serve()
+    assert listing(second.port, admin_token) == [image(id="ami-1"), image(id="ami-2", name="renamed")]
+
+
+@pytest.mark.parametrize(
+    "method, path, body, expected",
+    [
+        ("POST", "/v3/image", image(id="ami-new"), [image(id="ami-new"), image(id="ami-old")]),
+        ("PUT", "/v3/image/ami-old", {"remote_user": "centos"}, [image(id="ami-old", remote_user="centos")]),
+        ("DELETE", "/v3/image/ami-old", None, []),
+    ],
+    ids=["create", "update", "delete"],
+)
+def test_a_200_survives_kill_9_the_next_instant(spawn, database_url, admin_token, method, path, body, expected):
+    process = spawn(database_url)
+    assert call(process.port, "POST", "/v3/image", image(id="ami-old"), token=admin_token).status == 200
+    reply = call(process.port, method, path, body, token=admin_token)
+    assert reply.status == 200, reply.data
+    kill(process)
+
+    again = spawn(database_url)
+    assert listing(again.port, admin_token) == expected
+
+
+# -- concurrency ------------------------------------------------------------------------
+
+
+def test_parallel_distinct_creates_are_all_stored(server, admin_token):
+    def creator(worker):
+        def run():
+            return [
+                call(server.port, "POST", "/v3/image", image(id=f"ami-{worker}-{n:02d}"), token=admin_token).status
+                for n in range(25)
+            ]
+
+        return run
+
+    statuses = in_parallel([creator(w) for w in range(THREADS)])
+    assert Counter(s for worker in statuses for s in worker) == {200: THREADS * 25}
+    ids = [i["id"] for i in listing(server.port, admin_token)]
+    assert ids == sorted(f"ami-{w}-{n:02d}" for w in range(THREADS) for n in range(25))
+
+
+@pytest.mark.parametrize("round_", range(5))
+def test_racing_creates_of_one_id_give_one_200_and_409s(server, admin_token, round_):
+    barrier = threading.Barrier(THREADS, timeout=TIMEOUT)
+
+    def racer(worker):
+        def run():
+            barrier.wait()
+            return call(server.port, "POST", "/v3/image", image(id="ami-race", name=f"worker {worker}"), token=admin_token)
+
+        return run
+
+    replies = in_parallel([racer(w) for w in range(THREADS)])
+    assert Counter(r.status for r in replies) == {200: 1, 409: THREADS - 1}
+    for reply in replies:
+        if reply.status == 409:
+            assert_json_error(reply, 409)
+    winner = next(w for w, r in enumerate(replies) if r.status == 200)
+    assert listing(server.port, admin_token) == [image(id="ami-race", name=f"worker {winner}")]
+
+
+def test_concurrent_reads_and_writes_all_succeed(server, admin_token):
+    def worker(w):
+        def run():
+            unexpected = []
+
+            def expect(reply, status=200):
+                if reply.status != status:
+                    unexpected.append((reply.status, reply.data[:200]))
+                return reply
+
+            for n in range(12):
+                image_id = f"rw-{w}-{n:02d}"
+                expect(call(server.port, "POST", "/v3/image", image(id=image_id), token=admin_token))
+                expect(call(server.port, "PUT", f"/v3/image/{image_id}", {"name": f"v{n}"}, token=admin_token))
+                shown = expect(call(server.port, "GET", f"/v3/image/{image_id}", token=admin_token))
+                if shown.status == 200 and shown.json()["name"] != f"v{n}":
+                    unexpected.append(("stale", shown.data))
+                expect(call(server.port, "GET", "/v3/images?limit=5", token=admin_token))
+                expect(call(server.port, "GET", "/v3/images", token=admin_token))
+                if n % 2:
+                    expect(call(server.port, "DELETE", f"/v3/image/{image_id}", token=admin_token))
+            return unexpected
+
+        return run
+
+    results = in_parallel([worker(w) for w in range(THREADS)])
+    assert [u for result in results for u in result] == []
+    kept = sorted(f"rw-{w}-{n:02d}" for w in range(THREADS) for n in range(0, 12, 2))
+    assert [i["id"] for i in listing(server.port, admin_token)] == kept
+
+
+def test_two_processes_on_one_database_lose_nothing(spawn, database_url, admin_token):
+    processes = [spawn(database_url), spawn(database_url)]
+
+    def creator(worker):
+        def run():
+            port = processes[worker % 2].port
+            return [
+                call(port, "POST", "/v3/image", image(id=f"ami-{worker}-{n:02d}"), token=admin_token).status
+                for n in range(25)
+            ]
+
+        return run
+
+    statuses = in_parallel([creator(w) for w in range(THREADS)])
+    assert Counter(s for worker in statuses for s in worker) == {200: THREADS * 25}
+    expected = sorted(f"ami-{w}-{n:02d}" for w in range(THREADS) for n in range(25))
+    for process in processes:
+        assert [i["id"] for i in listing(process.port, admin_token)] == expected
+
+
+def test_racing_creates_across_two_processes(spawn, database_url, admin_token):
+    processes = [spawn(database_url), spawn(database_url)]
+    barrier = threading.Barrier(THREADS, timeout=TIMEOUT)
+
+    def racer(worker):
+        def run():
+            barrier.wait()
+            body = image(id="ami-race", name=f"worker {worker}")
+            return call(processes[worker % 2].port, "POST", "/v3/image", body, token=admin_token).status
+
+        return run
+
+    assert Counter(in_parallel([racer(w) for w in range(THREADS)])) == {200: 1, 409: THREADS - 1}
+
+
+# -- errors through a real server --------------------------------------------------------
+
+
+def pieces(data, size=4096):
+    return [data[i : i + size] for i in range(0, len(data), size)]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        json.dumps(image(id="ami-big")).encode() + b" " * LIMIT,
+        b"{" + b"x" * (LIMIT + 1),
+        b"[" + b"1," * LIMIT + b"1]",
+    ],
+    ids=["valid-padded", "invalid-json", "huge-array"],
+)
+@pytest.mark.parametrize("framing", ["chunked", "content-length"])
+def test_body_over_64_kib_is_413_json(server, admin_token, data, framing):
+    if framing == "chunked":
+        reply = call(server.port, "POST", "/v3/image", token=admin_token, chunks=pieces(data))
+    else:
+        reply = call(server.port, "POST", "/v3/image", token=admin_token, data=data, headers={"Content-Type": JSON})
+    assert_json_error(reply, 413)
+    assert listing(server.port, admin_token) == []
+
+
+def test_chunked_body_within_the_limit_is_read(server, admin_token):
+    body = image(id="ami-chunked")
+    reply = call(server.port, "POST", "/v3/image", token=admin_token, chunks=pieces(json.dumps(body).encode(), 7))
+    assert reply.status == 200, reply.data
+    assert listing(server.port, admin_token) == [body]
+
+
+@pytest.mark.parametrize("path", ["/", "/v3/nothing", "/v3/images/", "/v3/image/ami-1/x"])
+def test_unknown_route_is_404_json(server, admin_token, path):
+    assert_json_error(call(server.port, "GET", path, token=admin_token, headers={"Accept": "text/html"}), 404)
+
+
+def test_wrong_method_is_405_json_with_allow(server):
+    reply = call(server.port, "PATCH", "/v3/images")
+    assert_json_error(reply, 405)
+    assert {m.strip() for m in reply.headers["Allow"].split(",")} == {"GET", "HEAD", "OPTIONS"}
+
+
+def test_no_credentials_is_401_json_with_challenge(server):
+    reply = call(server.port, "GET", "/v3/images")
+    assert_json_error(reply, 401)
+    assert reply.headers["WWW-Authenticate"] == 'Bearer realm="images-api"'
+
+
+def test_non_ascii_authorization_is_401(server):
+    conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=TIMEOUT)
+    try:
+        conn.putrequest("GET", "/v3/images")
+        conn.putheader("Authorization", "Bearer tök€n".encode("utf-8"))
+        conn.endheaders()
+        resp = conn.getresponse()
+        reply = Reply(resp.status, resp.headers, resp.read())
+    finally:
+        conn.close()
+    assert_json_error(reply, 401)
+
+
+def test_remote_user_header_does_not_authenticate_through_waitress(serve, config):
+    config["IMAGES_API_TRUST_REMOTE_USER"] = True
+    trusting = serve()
+    assert_json_error(call(trusting.port, "GET", "/v3/images", headers={"Remote-User": "admin"}), 401)
+    assert_json_error(call(trusting.port, "GET", "/v3/images", headers={"Remote_User": "admin"}), 401)
