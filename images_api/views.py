@@ -19,11 +19,13 @@ FIXED_FIELDS = ("id", "provider")
 
 @bp.before_request
 def connect():
+    """Open this thread's connection for the request (peewee keeps one per thread)."""
     database.connect(reuse_if_open=True)
 
 
 @bp.teardown_request
 def close(exc):
+    """Close it again, whatever happened, so no connection outlives its request."""
     if not database.is_closed():
         database.close()
 
@@ -34,6 +36,7 @@ def is_api_path(path):
 
 
 def image_schema():
+    """The app's ``ImageSchema``, which shapes every image in a response."""
     return current_app.extensions["images_api"].schemas[ImageSchema]
 
 
@@ -99,7 +102,11 @@ def update_image(image_id, query, body):
     """Change an image's remote_user and/or name; id and provider never change."""
     with database.atomic():
         image = get_image_or_404(image_id)
-        changed = {field: ["Cannot be changed."] for field in FIXED_FIELDS if body.get(field, getattr(image, field)) != getattr(image, field)}
+        changed = {
+            field: ["Cannot be changed."]
+            for field in FIXED_FIELDS
+            if field in body and body[field] != getattr(image, field)
+        }
         if changed:
             raise ValidationError(changed)
         for field in ("remote_user", "name"):
