@@ -33,7 +33,8 @@ def validation_error(error):
     if not isinstance(errors, dict):
         errors = {"_schema": errors}
     general = errors.get("_schema")
-    fields = ", ".join(sorted(key for key in errors if key != "_schema"))
+    # An empty name ('{"": 1}', '?=1') is still a field to name.
+    fields = ", ".join(sorted(key or '""' for key in errors if key != "_schema"))
     if fields:
         message = f"Invalid input: {fields}."
     else:
