@@ -140,6 +140,7 @@ def policy_required(policy):
             g.user = user
             return view(*args, **kwargs)
 
+        wrapped.policy = policy  # read by the OpenAPI document
         return wrapped
 
     return decorator

@@ -111,6 +111,8 @@ def parse(query, body=None):
                 kwargs["body"] = schemas[body].load(document)
             return view(*args, **kwargs)
 
+        # Read by the OpenAPI document, so it describes what is really loaded.
+        wrapped.query_schema, wrapped.body_schema = query, body
         return wrapped
 
     return decorator

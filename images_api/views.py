@@ -4,7 +4,7 @@ from flask import Blueprint, abort, current_app, jsonify, url_for
 from marshmallow import ValidationError
 from peewee import IntegrityError
 
-from . import errors
+from . import errors, openapi
 from .auth import policy_required
 from .models import Image, binary_order, database
 from .parsing import parse
@@ -126,3 +126,10 @@ def delete_image(image_id, query):
     if not deleted:
         abort(404, f"Image {image_id!r} not found.")
     return jsonify(id=image_id, message="Deleted")
+
+
+@bp.get("/openapi.json", merge_slashes=False)
+@parse(query=NoQuerySchema)
+def openapi_document(query):
+    """The OpenAPI 3 document of this API; no credentials needed."""
+    return openapi.response()
