@@ -18,6 +18,16 @@ from images_api.settings import SettingError, masked_url
 
 log = logging.getLogger("images_api")
 
+WAITRESS_SETTINGS = {
+    # waitress reads a whole body before the app sees it; past 1 MiB it
+    # refuses it itself (a plain-text 413) rather than spool up to 1 GiB.
+    # Between 64 KiB and 1 MiB the API's own JSON 413 answers.
+    "max_request_body_size": 1024 * 1024,
+    # Keep X-Forwarded-* for images_api's TrustedProxy, which believes them
+    # only from IMAGES_API_TRUSTED_PROXY; Flask itself never reads them.
+    "clear_untrusted_proxy_headers": False,
+}
+
 
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--host", default="127.0.0.1", show_default=True, envvar="IMAGES_API_HOST", help="Address to listen on.")
@@ -27,14 +37,26 @@ log = logging.getLogger("images_api")
 def main(host, port, threads, database):
     """Serve the images-api HTTP API with waitress."""
     config = {"IMAGES_API_DATABASE_URL": database} if database else {}
+    # Listen first, so that a port in use stops the start before the app
+    # touches the database (and, on a first start, prints an admin token).
+    # No request is served before server.run(), by which time app exists.
+    try:
+        server = waitress.create_server(
+            lambda environ, start_response: app(environ, start_response),
+            host=host,
+            port=port,
+            threads=threads,
+            **WAITRESS_SETTINGS,
+        )
+    except (OSError, ValueError) as error:  # ValueError: waitress cannot resolve the host
+        reason = getattr(error, "strerror", None) or error
+        raise click.ClickException(f"cannot listen on {host}:{port}: {reason}") from None
     try:
         app = create_app(config)
-        logs.configure(app.extensions["images_api"].settings.log_level)
-        server = waitress.create_server(app, host=host, port=port, threads=threads)
     except SettingError as error:
+        server.close()
         raise click.ClickException(str(error)) from None
-    except OSError as error:
-        raise click.ClickException(f"cannot listen on {host}:{port}: {error.strerror or error}") from None
+    logs.configure(app.extensions["images_api"].settings.log_level)
     url = masked_url(app.config["IMAGES_API_DATABASE_URL"])
     log.info("images-api listening on http://%s:%s with %d threads, database %s", host, server.effective_port, threads, url)
     server.run()

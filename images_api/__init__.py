@@ -5,7 +5,7 @@ import os
 from dataclasses import dataclass
 
 from flask import Flask
-from peewee import DatabaseError
+from peewee import DatabaseError, ImproperlyConfigured
 
 from . import errors, health, logs, settings
 from .auth import create_admin
@@ -43,7 +43,7 @@ def init_app(app, *, standalone=False):
     logging.getLogger("images_api").setLevel(config.log_level)
     schemas = {
         ImageSchema: ImageSchema(providers=config.providers),
-        ImageUpdateSchema: ImageUpdateSchema(providers=config.providers),
+        ImageUpdateSchema: ImageUpdateSchema(),
         ImageQuerySchema: ImageQuerySchema(),
         NoQuerySchema: NoQuerySchema(),
     }
@@ -58,13 +58,16 @@ def init_app(app, *, standalone=False):
     app.after_request(logs.log_access)
     app.cli.add_command(user_cli)
     try:
-        with app.app_context():
+        # Closed again at once: a server that forks workers after loading the
+        # app (gunicorn --preload) must not hand them a shared connection.
+        with app.app_context(), database.connection_context():
             create_tables()
             if config.create_admin:
                 create_admin(config.admin_token)
-    except DatabaseError as error:
+    except (DatabaseError, ImproperlyConfigured) as error:  # ImproperlyConfigured: no driver
         url = settings.masked_url(config.database_url)
-        raise settings.SettingError(f"cannot use the database {url}: {error}") from None
+        reason = " ".join(str(error).split())  # drivers' messages run over several lines
+        raise settings.SettingError(f"cannot use the database {url}: {reason}") from None
     return app
 
 

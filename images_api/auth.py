@@ -134,10 +134,9 @@ def policy_required(policy):
     def decorator(view):
         @functools.wraps(view)
         def wrapped(*args, **kwargs):
-            user = authenticate()
+            g.user = user = authenticate()
             if policy not in user.policy_set:
                 abort(403, f"User {user.name!r} lacks the {policy!r} policy.")
-            g.user = user
             return view(*args, **kwargs)
 
         wrapped.policy = policy  # read by the OpenAPI document

@@ -16,9 +16,27 @@ from .views import is_api_path
 access_logger = logging.getLogger("images_api.access")
 
 
+#: Query parameters whose values the access log may show; any other value
+#: (a token sent by mistake as ``?access_token=``) is masked.
+LOGGED_PARAMETERS = {"provider", "limit", "marker"}
+MAX_LOGGED = 512  # characters of a path or name kept in a log line
+
+
 def printable(text):
-    """``text`` with control and non-ASCII characters escaped, so one request is one line."""
+    """``text`` cut to ``MAX_LOGGED`` characters, with control and non-ASCII ones escaped."""
+    if len(text) > MAX_LOGGED:
+        text = text[:MAX_LOGGED] + "..."
     return json.dumps(text)[1:-1]
+
+
+def logged_path():
+    """The request's path and query, with values of unknown parameters masked."""
+    if not request.args:
+        return request.path
+    query = "&".join(
+        f"{key}={value if key in LOGGED_PARAMETERS else '***'}" for key, value in request.args.items(multi=True)
+    )
+    return f"{request.path}?{query}"
 
 
 def start_timer():
@@ -36,7 +54,7 @@ def log_access(response):
     access_logger.info(
         "%s %s %d %.1fms user=%s",
         request.method,
-        printable(request.full_path if request.query_string else request.path),
+        printable(logged_path()),
         response.status_code,
         (time.perf_counter() - started) * 1000,
         printable(user.name) if user is not None else "-",

@@ -71,13 +71,19 @@ def read_json_object():
     if raw is None or len(raw) > MAX_BODY:
         abort(413, f"The body is over {MAX_BODY // 1024} KiB.")
     try:
-        document = json.loads(
-            raw.decode("utf-8"), parse_constant=_reject_constant, object_pairs_hook=_reject_duplicates
-        )
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
         abort(400, "The body is not UTF-8.")
-    except (ValueError, RecursionError) as error:  # RecursionError: nesting too deep
+    if text.startswith("\ufeff"):
+        abort(400, "The body starts with a byte order mark; send plain UTF-8.")
+    try:
+        document = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_reject_duplicates)
+    except json.JSONDecodeError as error:
+        abort(400, f"The body is not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}.")
+    except BadRequestBody as error:
         abort(400, f"The body is not valid JSON: {error}.")
+    except (ValueError, RecursionError):  # an integer of thousands of digits, or deep nesting
+        abort(400, "The body is not JSON this API reads: a number too long or nesting too deep.")
     if not isinstance(document, dict):
         abort(400, "The body must be a JSON object.")
     return document

@@ -19,6 +19,7 @@ REMOTE_USER_PATTERN = r"[A-Za-z_][A-Za-z0-9_.\-]*\Z"
 REMOTE_USER_RULE = "Must start with an ASCII letter or '_', then ASCII letters, digits, '_', '.' or '-'."
 
 MAX_LIMIT = 1000
+LIMIT_RULE = f"Must be a whole number from 1 to {MAX_LIMIT}, in digits."
 
 
 def image_id(**kwargs):
@@ -27,6 +28,18 @@ def image_id(**kwargs):
         validate=[validate.Length(min=1, max=255), validate.Regexp(ID_PATTERN, error=ID_RULE)],
         **kwargs,
     )
+
+
+_IMAGE_ID = image_id()
+
+
+def is_image_id(value):
+    """Whether ``value`` (a str) meets the image id rule."""
+    try:
+        _IMAGE_ID.deserialize(value)
+    except ValidationError:
+        return False
+    return True
 
 
 def provider_id(**kwargs):
@@ -90,11 +103,13 @@ class ImageSchema(ProviderCheck, Schema):
     name = image_name(load_default="")
 
 
-class ImageUpdateSchema(ProviderCheck, Schema):
+class ImageUpdateSchema(Schema):
     """The body of ``PUT /v3/image/<id>``.
 
     ``remote_user`` and/or ``name`` change; ``id`` and ``provider`` may be sent
-    back as read, and the view checks them against the stored image.
+    back as read, and the view checks them against the stored image (so the
+    provider allow-list does not apply: an image made before the list
+    changed can still be sent back as read).
     """
 
     class Meta:
@@ -108,7 +123,8 @@ class ImageUpdateSchema(ProviderCheck, Schema):
     @validates_schema
     def check_change(self, data, **kwargs):
         if "remote_user" not in data and "name" not in data:
-            raise ValidationError("Give remote_user and/or name to change.", "_schema")
+            message = ["Give remote_user and/or name to change."]
+            raise ValidationError({"remote_user": message, "name": message})
 
 
 class Digits(fields.Integer):
@@ -136,7 +152,10 @@ class ImageQuerySchema(QuerySchema):
     """The query of ``GET /v3/images``: ``provider``, ``limit`` (1-1000), ``marker``."""
 
     provider = provider_id()
-    limit = Digits(validate=validate.Range(min=1, max=MAX_LIMIT))
+    limit = Digits(
+        validate=validate.Range(min=1, max=MAX_LIMIT, error=LIMIT_RULE),
+        error_messages={"invalid": LIMIT_RULE},
+    )
     marker = image_id()
 
 

@@ -1,14 +1,14 @@
 """The ``/v3`` blueprint: five routes over images (contract: Routes and policies)."""
 
-from flask import Blueprint, abort, current_app, jsonify, url_for
+from flask import Blueprint, abort, current_app, jsonify, request, url_for
 from marshmallow import ValidationError
-from peewee import IntegrityError
+from peewee import IntegrityError, OperationalError
 
 from . import errors, openapi
 from .auth import policy_required
 from .models import Image, binary_order, database
 from .parsing import parse
-from .schemas import ImageQuerySchema, ImageSchema, ImageUpdateSchema, NoQuerySchema
+from .schemas import ImageQuerySchema, ImageSchema, ImageUpdateSchema, NoQuerySchema, is_image_id
 
 bp = Blueprint("images_api", __name__, url_prefix="/v3")
 errors.register(bp)
@@ -19,8 +19,24 @@ FIXED_FIELDS = ("id", "provider")
 
 @bp.before_request
 def connect():
-    """Open this thread's connection for the request (peewee keeps one per thread)."""
-    database.connect(reuse_if_open=True)
+    """Open this thread's connection for the request (peewee keeps one per thread).
+
+    A database that cannot be opened at all is a 503, as ``/healthz`` says.
+    """
+    try:
+        database.connect(reuse_if_open=True)
+    except OperationalError as error:
+        current_app.logger.error("cannot open the database: %s", error)
+        abort(503, "The database is unavailable.")
+
+
+@bp.after_request
+def empty_options(response):
+    """Flask's automatic OPTIONS answer has no body: say so with 204, not an HTML type."""
+    if request.method == "OPTIONS" and not response.get_data():
+        response.status_code = 204
+        del response.headers["Content-Type"]
+    return response
 
 
 @bp.teardown_request
@@ -44,8 +60,15 @@ def get_image_or_404(image_id):
     """The ``Image`` with ``image_id``; abort 404 when there is none."""
     image = Image.get_or_none(Image.id == image_id)
     if image is None:
-        abort(404, f"Image {image_id!r} not found.")
+        not_found(image_id)
     return image
+
+
+def not_found(image_id):
+    """Abort 404, naming ``image_id`` only when it is a well-formed id (never echo junk)."""
+    if is_image_id(image_id):
+        abort(404, f"Image {image_id!r} not found.")
+    abort(404, "No image has this id: it breaks the id rule.")
 
 
 @bp.get("/images", merge_slashes=False)
@@ -124,7 +147,7 @@ def delete_image(image_id, query):
     with database.atomic():
         deleted = Image.delete().where(Image.id == image_id).execute()
     if not deleted:
-        abort(404, f"Image {image_id!r} not found.")
+        not_found(image_id)
     return jsonify(id=image_id, message="Deleted")
 
 

@@ -348,3 +348,9 @@ def test_admin_token_from_the_environment(monkeypatch, database_url):
     resp = client.get("/v3/images", headers={"Authorization": f"Bearer {token}"})
     assert resp.status_code == 200, resp.get_data(as_text=True)
     assert json.loads(resp.get_data()) == []
+
+
+def test_trusted_remote_user_unset_leaves_tokens_working(trusting_client, admin_headers):
+    """The contract ignores Authorization only when REMOTE_USER is set."""
+    assert trusting_client.get("/v3/images", headers=admin_headers).status_code == 200
+    assert trusting_client.get("/v3/images", headers=admin_headers, environ_base={"REMOTE_USER": ""}).status_code == 200

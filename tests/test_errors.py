@@ -666,3 +666,45 @@ def test_no_error_echoes_the_token_it_was_sent(client, make_user, unchanged):
             assert resp.status_code >= 400
             assert_error(resp, resp.status_code, token, pair)
     unchanged()
+
+
+# -- messages are for people, and never echo junk ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("body", "leak"),
+    [
+        (b'{"id": ' + b"9" * 5000 + b"}", "sys."),
+        (b"[" * 100000, "recursion"),
+        (b'\xef\xbb\xbf{"id": "a"}', "utf-8-sig"),
+    ],
+    ids=["huge-integer", "deep-nesting", "byte-order-mark"],
+)
+def test_unreadable_body_message_speaks_of_the_body_not_python(client, admin_headers, body, leak):
+    resp = client.post("/v3/image", data=body[: 64 * 1024], content_type=JSON, headers=admin_headers)
+    message = assert_error(resp, 400)["message"]
+    assert message.startswith("The body ")
+    assert leak not in message
+
+
+@pytest.mark.parametrize("limit", ["-1", "0", "1001", "x", "+5"])
+def test_bad_limit_message_gives_the_range(client, admin_headers, limit):
+    body = assert_error(client.get(f"/v3/images?limit={limit}", headers=admin_headers), 400)
+    assert body["errors"]["limit"] == ["Must be a whole number from 1 to 1000, in digits."]
+
+
+def test_put_without_a_change_names_the_fields_to_give(client, admin_headers, seeded):
+    body = assert_error(client.put("/v3/image/ami-seed", json={}, headers=admin_headers), 400)
+    assert set(body["errors"]) == {"remote_user", "name"}
+
+
+def test_malformed_path_id_is_404_without_echoing_it(client, admin_headers, caplog):
+    junk = "x" * 300 + "%00"
+    resp = client.get(f"/v3/image/{junk}", headers=admin_headers)
+    assert "x" * 300 not in assert_error(resp, 404)["message"]
+    assert all(len(record.getMessage()) < 1000 for record in caplog.records)
+
+
+def test_unopenable_database_is_503_on_the_routes(app, admin_headers, tmp_path):
+    app.extensions["images_api"].database.init(str(tmp_path / "gone" / "images.db"))
+    assert_error(app.test_client().get("/v3/images", headers=admin_headers), 503)

@@ -309,7 +309,8 @@ def test_provider_allow_list_is_an_enum_of_request_bodies(allow_list_document):
     validate(allow_list_document)
     schemas = allow_list_document["components"]["schemas"]
     assert schemas["NewImage"]["properties"]["provider"]["enum"] == ["ec2", "openstack"]
-    assert schemas["ImageChange"]["properties"]["provider"]["enum"] == ["ec2", "openstack"]
+    # An update only sends back the stored provider, which may predate the list.
+    assert "enum" not in schemas["ImageChange"]["properties"]["provider"]
     # An image stored before the list changed still shows; a listing filter is no request to store.
     assert "enum" not in schemas["Image"]["properties"]["provider"]
     parameters = operation(allow_list_document, "get", "/v3/images")["parameters"]

@@ -15,22 +15,28 @@ from images_api.settings import masked_url
 
 REPO = Path(__file__).resolve().parent.parent
 IMAGE = {"id": "ami-1", "provider": "ec2", "remote_user": "ubuntu", "name": "body-marker-name"}
+PASSWORD = "pw-never-shown"
 
 
-def test_access_log_line_names_request_and_user_but_no_secret(client, admin_headers, admin_token, caplog):
+def test_access_log_line_names_request_and_user_but_no_secret(client, admin_headers, admin_token, make_user, auth, caplog):
+    reader = make_user("reader", "read_images")
     caplog.set_level(logging.INFO, logger="images_api.access")
     client.post("/v3/image?", json=IMAGE, headers=admin_headers)
     client.get("/v3/images?limit=5", headers=admin_headers)
     client.get("/v3/images", headers={"Authorization": f"Basic {admin_token}"})
     client.get("/nowhere")
+    client.delete("/v3/image/ami-1", headers=auth(reader))
+    client.get("/v3/images?access_token=leaked-by-mistake&limit=2", headers=admin_headers)
     lines = [record.getMessage() for record in caplog.records if record.name == "images_api.access"]
-    assert len(lines) == 4, lines
+    assert len(lines) == 6, lines
     method, path, status, duration, user = lines[0].split()
     assert (method, path, status, user) == ("POST", "/v3/image", "200", "user=admin")
     assert duration.endswith("ms") and float(duration[:-2]) >= 0
     assert lines[1].split()[:3] == ["GET", "/v3/images?limit=5", "200"]
     assert lines[2].split()[2:] == ["401", lines[2].split()[3], "user=-"]
     assert lines[3].split()[:3] == ["GET", "/nowhere", "404"]
+    assert lines[4].split()[::4] == ["DELETE", "user=reader"] and " 403 " in lines[4]
+    assert lines[5].split()[1] == "/v3/images?access_token=***&limit=2"
     logged = "\n".join(lines)
     assert admin_token not in logged
     assert "body-marker-name" not in logged
@@ -85,6 +91,8 @@ START_MISTAKES = {
     "short admin token": ([], {"IMAGES_API_ADMIN_TOKEN": "secret"}),
     "malformed trusted proxy": ([], {"IMAGES_API_TRUSTED_PROXY": "proxy.example"}),
     "unknown flag": (["--colour"], {}),
+    "host that is no address": (["--host", "999.1.1.1"], {}),
+    "unreachable server database": (["--database", f"postgresql://images:{PASSWORD}@127.0.0.1:1/images"], {}),
 }
 
 
@@ -103,18 +111,20 @@ def test_start_up_mistake_is_one_line_and_status_2(tmp_path, case):
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("images-api: "), result.stderr
     assert "Traceback" not in result.stderr
+    assert PASSWORD not in result.stderr
 
 
-def test_port_in_use_is_one_line_and_status_2(tmp_path, busy_port, admin_token):
+def test_port_in_use_stops_the_start_before_any_side_effect(tmp_path, busy_port):
     result = subprocess.run(
         [sys.executable, str(REPO / "app.py"), "--port", str(busy_port), "--database", f"sqlite:///{tmp_path / 'i.db'}"],
-        env=quiet_environ(IMAGES_API_ADMIN_TOKEN=admin_token),
+        env=quiet_environ(),
         capture_output=True,
         text=True,
         timeout=60,
     )
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [f"images-api: cannot listen on 127.0.0.1:{busy_port}: Address already in use"]
+    assert not (tmp_path / "i.db").exists()  # no database, so no admin token spent
 
 
 def test_wsgi_module_start_up_mistake_is_one_line_and_status_2(tmp_path):
@@ -159,3 +169,50 @@ def test_waitress_serve_runs_wsgi_application_under_a_prefix(tmp_path, admin_tok
         _, stderr = process.communicate(timeout=30)
     assert "POST /v3/image 200" in stderr
     assert admin_token not in stderr
+
+
+@pytest.fixture
+def app_py(tmp_path, admin_token):
+    """``app_py(**environ)``: run ``python app.py`` on a free port; returns the port."""
+    processes = []
+
+    def start(**environ):
+        port = free_port()
+        process = subprocess.Popen(
+            [sys.executable, str(REPO / "app.py"), "--port", str(port), "--database", f"sqlite:///{tmp_path / 'images.db'}"],
+            env=quiet_environ(IMAGES_API_ADMIN_TOKEN=admin_token, **environ),
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        processes.append(process)
+        wait_listening(process, port, process.stderr.read)
+        return port
+
+    yield start
+    for process in processes:
+        process.terminate()
+        process.communicate(timeout=30)
+
+
+FORWARDED = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "images.example.com", "X-Forwarded-Port": "8443"}
+
+
+@pytest.mark.parametrize(
+    ("trusted", "location"),
+    [
+        ("127.0.0.1", "https://images.example.com:8443/v3/image/ami-1"),
+        ("192.0.2.0/24", "http://127.0.0.1:{port}/v3/image/ami-1"),
+    ],
+)
+def test_app_py_believes_forwarded_headers_only_from_the_trusted_proxy(app_py, admin_token, trusted, location):
+    port = app_py(IMAGES_API_TRUSTED_PROXY=trusted)
+    reply = call(port, "POST", "/v3/image", IMAGE, token=admin_token, headers=FORWARDED)
+    assert reply.status == 200
+    assert reply.headers["Location"] == location.format(port=port)
+
+
+def test_app_py_refuses_a_body_past_a_mebibyte_before_reading_it(app_py, admin_token):
+    port = app_py()
+    reply = call(port, "POST", "/v3/image", token=admin_token, data=b" " * (2 * 1024 * 1024), headers={"Content-Type": "application/json"})
+    assert reply.status == 413
+    assert call(port, "GET", "/v3/images", token=admin_token).json() == []
