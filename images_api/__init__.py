@@ -13,7 +13,7 @@ from .cli import user_cli
 from .models import create_tables, open_database
 from .proxy import TrustedProxy
 from .schemas import ImageQuerySchema, ImageSchema, ImageUpdateSchema, NoQuerySchema
-from .views import bp
+from .views import bp, is_api_path
 
 
 @dataclass
@@ -53,7 +53,7 @@ def init_app(app, *, standalone=False):
         raise settings.SettingError(f"IMAGES_API_DATABASE_URL: {error}") from None
     app.extensions["images_api"] = State(config, database, schemas, standalone)
     app.register_blueprint(bp)
-    app.before_request(errors.routing_errors_under(bp.url_prefix))
+    app.before_request(errors.routing_errors_where(is_api_path))
     app.before_request(logs.start_timer)
     app.after_request(logs.log_access)
     app.cli.add_command(user_cli)

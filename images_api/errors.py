@@ -56,8 +56,8 @@ def internal_error(error):
     return error_response(500, "Internal server error")
 
 
-def routing_errors_under(prefix):
-    """A before-request hook answering routing failures under ``prefix`` with JSON.
+def routing_errors_where(is_api_path):
+    """A before-request hook answering routing failures with JSON where ``is_api_path(path)``.
 
     Flask raises 404 and 405 before any blueprint is chosen, so the
     blueprint's handlers never see them; this hook does, without touching the
@@ -67,8 +67,7 @@ def routing_errors_under(prefix):
 
     def routing_error():
         error = request.routing_exception
-        path = request.path
-        if error is None or not (path == prefix or path.startswith(prefix + "/")):
+        if error is None or not is_api_path(request.path):
             return None
         if isinstance(error, RequestRedirect):
             error = NotFound()

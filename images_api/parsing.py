@@ -17,7 +17,7 @@ JSON = "application/json"
 
 
 class BadRequestBody(ValueError):
-    """The body is not a UTF-8 JSON object."""
+    """The body breaks a rule of JSON that Python's parser lets pass (NaN, a key twice)."""
 
 
 def _reject_constant(name):
