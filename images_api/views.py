@@ -19,13 +19,14 @@ FIXED_FIELDS = ("id", "provider")
 
 @bp.before_request
 def connect():
+    """Open this thread's connection on its first request; later ones reuse it.
+
+    Connections are thread-local and each waitress thread serves one request
+    at a time, so one stays open per thread. Opening one per request (pragmas,
+    functions, and the WAL files SQLite recreates after the last close) was a
+    third of an authorized GET.
+    """
     database.connect(reuse_if_open=True)
-
-
-@bp.teardown_request
-def close(exc):
-    if not database.is_closed():
-        database.close()
 
 
 def image_schema():
