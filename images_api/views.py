@@ -6,7 +6,7 @@ from peewee import IntegrityError
 
 from . import errors
 from .auth import policy_required
-from .models import Image, binary_order, database
+from .models import Image, binary_order, database, write_transaction
 from .parsing import parse
 from .schemas import ImageQuerySchema, ImageSchema, ImageUpdateSchema, NoQuerySchema
 
@@ -71,7 +71,7 @@ def list_images(query):
 def create_image(query, body):
     """Create an image; 409 when its id exists."""
     try:
-        with database.atomic():
+        with write_transaction():
             Image.create(**body)
     except IntegrityError:
         abort(409, f"Image {body['id']!r} already exists.")
@@ -93,7 +93,7 @@ def show_image(image_id, query):
 @parse(query=NoQuerySchema, body=ImageUpdateSchema)
 def update_image(image_id, query, body):
     """Change an image's remote_user and/or name; id and provider never change."""
-    with database.atomic():
+    with write_transaction():
         image = get_image_or_404(image_id)
         changed = {field: ["Cannot be changed."] for field in FIXED_FIELDS if body.get(field, getattr(image, field)) != getattr(image, field)}
         if changed:
@@ -110,7 +110,7 @@ def update_image(image_id, query, body):
 @parse(query=NoQuerySchema)
 def delete_image(image_id, query):
     """Delete an image."""
-    with database.atomic():
+    with write_transaction():
         deleted = Image.delete().where(Image.id == image_id).execute()
     if not deleted:
         abort(404, f"Image {image_id!r} not found.")
