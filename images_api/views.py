@@ -6,7 +6,7 @@ from peewee import IntegrityError
 
 from . import errors
 from .auth import policy_required
-from .models import Image, binary_order, database, write_transaction
+from .models import Image, binary_order, database, lookup, write_transaction
 from .parsing import parse
 from .schemas import ImageQuerySchema, ImageSchema, ImageUpdateSchema, NoQuerySchema
 
@@ -35,7 +35,7 @@ def image_schema():
 
 def get_image_or_404(image_id):
     """The ``Image`` with ``image_id``; abort 404 when there is none."""
-    image = Image.get_or_none(Image.id == image_id)
+    image = lookup(Image, Image.id, image_id)
     if image is None:
         abort(404, f"Image {image_id!r} not found.")
     return image
