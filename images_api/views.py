@@ -48,7 +48,10 @@ def list_images(query):
     """List images in code point order of id, a page at a time when ``limit`` is given."""
     db = database.obj
     order = binary_order(Image.id, db)
-    images = Image.select().order_by(order)
+    # The schema's fields, read straight from the cursor into dicts: a
+    # marshmallow dump of model rows was three quarters of a long listing.
+    names = list(image_schema().dump_fields)
+    images = Image.select(*(Image._meta.fields[name] for name in names)).order_by(order)
     if "provider" in query:
         images = images.where(Image.provider == query["provider"])
     if "marker" in query:
@@ -57,8 +60,8 @@ def list_images(query):
     if limit:
         # One row past the page tells whether another page follows.
         images = images.limit(limit + 1)
-    rows = list(images.dicts())
-    response = jsonify(image_schema().dump(rows[:limit], many=True))
+    rows = [dict(zip(names, row)) for row in database.execute(images).fetchall()]
+    response = jsonify(rows[:limit])
     if limit and len(rows) > limit:
         next_url = url_for(".list_images", _external=True, **{**query, "marker": rows[limit - 1]["id"]})
         response.headers["Link"] = f'<{next_url}>; rel="next"'
