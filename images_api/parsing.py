@@ -69,6 +69,8 @@ def read_json_object():
 
 def read_query():
     """The query string as a dict of strings; 400 when a parameter is given twice."""
+    if not request.query_string:  # most requests: nothing to parse
+        return {}
     repeated = sorted(key for key, values in request.args.lists() if len(values) > 1)
     if repeated:
         abort(400, f"Query parameter given more than once: {', '.join(repeated)}.")
