@@ -9,7 +9,7 @@ from flask import abort, current_app, g, request
 from peewee import IntegrityError
 from werkzeug.exceptions import Unauthorized
 
-from .models import User, database
+from .models import User, database, lookup
 
 POLICIES = ("read_images", "create_image", "delete_image")
 REALM = "images-api"
@@ -96,7 +96,7 @@ def authenticate():
     settings = current_app.extensions["images_api"].settings
     remote_user = request.environ.get("REMOTE_USER") if settings.trust_remote_user else None
     if remote_user:
-        user = User.get_or_none(User.name == remote_user)
+        user = lookup(User, User.name, remote_user)
         if user is None:
             abort(403, f"User {remote_user!r} is not an images-api user.")
         return user
@@ -116,7 +116,7 @@ def authenticate():
         raise BearerChallenge()
     if not token:
         raise BearerChallenge()
-    user = User.get_or_none(User.token_hash == hash_token(token))
+    user = lookup(User, User.token_hash, hash_token(token))
     if user is None or (name is not None and name != user.name):
         raise BearerChallenge("Unknown user or token.")
     return user

@@ -1,5 +1,7 @@
 """Peewee models and the database each app opens (contract: Resource, Persistence)."""
 
+import contextlib
+import threading
 from urllib.parse import urlsplit
 
 import peewee
@@ -85,17 +87,69 @@ def open_database(url):
     no known database, or an in-memory SQLite one.
     """
     params = {}
-    if urlsplit(url).scheme.startswith("sqlite"):
+    sqlite = urlsplit(url).scheme.startswith("sqlite")
+    if sqlite:
         params = {"pragmas": SQLITE_PRAGMAS, "timeout": SQLITE_TIMEOUT, "lock_type": "IMMEDIATE"}
     try:
         db = db_url.connect(url, **params)
     except RuntimeError as error:  # db_url's word for an unknown scheme
         raise ValueError(f"unsupported database URL {url!r}: {error}") from None
-    # Each request opens its own connection, and each connection to an
+    # Each thread opens its own connection, and each connection to an
     # in-memory SQLite database would see an empty one of its own.
     if isinstance(db, peewee.SqliteDatabase) and (db.database in ("", ":memory:") or "mode=memory" in db.database):
-        raise ValueError(f"in-memory SQLite ({url!r}) cannot be shared between requests; name a file")
+        raise ValueError(f"in-memory SQLite ({url!r}) cannot be shared between threads; name a file")
+    # SQLite takes one writer at a time and makes the others poll, sleeping
+    # 1, 2, 5, ... 100 ms between tries; queueing this process's writers on a
+    # lock first hands the turn on the moment a commit ends.
+    db.write_lock = threading.RLock() if sqlite else None
+    db.lookup_sql = {}  # (model, field name) -> SQL, see lookup()
     return db
+
+
+def lookup(model, field, value):
+    """``model.get_or_none(field == value)``, with the SQL built once per database.
+
+    For the lookups every request makes (the user by token, the image by id):
+    peewee building the same SELECT again was most of an authorized GET. The
+    instance is what peewee's own query returns: values through
+    ``python_value``, nothing dirty.
+    """
+    db = database.obj
+    key = (model, field.name)
+    sql = db.lookup_sql.get(key)
+    if sql is None:
+        slot = "lookup value"
+        sql, params = model.select().where(field == slot).sql()
+        assert params == [slot], params
+        db.lookup_sql[key] = sql
+    row = db.execute_sql(sql, (value,)).fetchone()
+    if row is None:
+        return None
+    instance = model(__no_default__=1, **{f.name: f.python_value(v) for f, v in zip(model._meta.sorted_fields, row)})
+    instance._dirty.clear()
+    return instance
+
+
+@contextlib.contextmanager
+def write_transaction():
+    """``database.atomic()`` for a write, entered by one thread of this process at a time on SQLite.
+
+    Waiting longer than the busy timeout for the turn fails like a locked
+    database (``OperationalError``, a 503; contract: Persistence).
+    """
+    db = database.obj
+    lock = getattr(db, "write_lock", None)
+    if lock is None:
+        with db.atomic():
+            yield
+        return
+    if not lock.acquire(timeout=SQLITE_TIMEOUT):
+        raise peewee.OperationalError("database is locked: no turn to write within the busy timeout")
+    try:
+        with db.atomic():
+            yield
+    finally:
+        lock.release()
 
 
 def binary_order(field, db):

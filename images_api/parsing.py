@@ -91,6 +91,8 @@ def read_json_object():
 
 def read_query():
     """The query string as a dict of strings; ``ValidationError`` naming any parameter given twice."""
+    if not request.query_string:  # most requests: nothing to parse
+        return {}
     repeated = {key: ["Given more than once."] for key, values in request.args.lists() if len(values) > 1}
     if repeated:
         raise ValidationError(repeated)

@@ -1,0 +1,41 @@
+"""The framework's ceiling: bare Flask answering one image's JSON, served as app.py serves.
+
+    python bench/bare.py --port 8081 --threads 8 --image '{"id": ..., ...}'
+
+No database, no auth, no schema: one route with the service's path shape
+returning the given image through ``jsonify``, under ``waitress.serve`` with
+the same host, threads and logging as ``app.py``.
+"""
+
+import argparse
+import json
+import logging
+
+import waitress
+from flask import Flask, jsonify
+
+
+def create_bare_app(image):
+    """A Flask app whose ``GET /v3/image/<id>`` returns ``image`` (a dict) as JSON."""
+    app = Flask(__name__)
+
+    @app.get("/v3/image/<image_id>")
+    def show_image(image_id):
+        return jsonify(image)
+
+    return app
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--threads", type=int, default=8)
+    parser.add_argument("--image", type=json.loads, required=True, help="the image to answer, as JSON")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    waitress.serve(create_bare_app(args.image), host=args.host, port=args.port, threads=args.threads)
+
+
+if __name__ == "__main__":
+    main()
