@@ -26,6 +26,8 @@ def printable(text):
     """``text`` cut to ``MAX_LOGGED`` characters, with control and non-ASCII ones escaped."""
     if len(text) > MAX_LOGGED:
         text = text[:MAX_LOGGED] + "..."
+    if text.isascii() and text.isprintable() and "\\" not in text:
+        return text  # the common case, left as it is
     return json.dumps(text)[1:-1]
 
 
@@ -48,7 +50,9 @@ def log_access(response):
     """After-request hook: log the request on ``images_api.access``, when it is the API's."""
     state = current_app.extensions["images_api"]
     started = g.get("images_api_started")
-    if started is None or not (state.standalone or is_api_path(request.path)):
+    if started is None or not access_logger.isEnabledFor(logging.INFO):
+        return response
+    if not (state.standalone or is_api_path(request.path)):
         return response
     user = g.get("user")
     access_logger.info(

@@ -53,6 +53,15 @@ def image_schema():
     return current_app.extensions["images_api"].schemas[ImageSchema]
 
 
+def shown(image):
+    """``image`` (an ``Image``) as every response shows it: the ``ImageSchema`` fields.
+
+    Read straight off the instance: the fields are plain strings, and a
+    marshmallow dump of them was a sixth of an authorized GET.
+    """
+    return {name: getattr(image, name) for name in image_schema().dump_fields}
+
+
 def get_image_or_404(image_id):
     """The ``Image`` with ``image_id``; abort 404 when there is none."""
     image = lookup(Image, Image.id, image_id)
@@ -115,7 +124,7 @@ def create_image(query, body):
 @parse(query=NoQuerySchema)
 def show_image(image_id, query):
     """Show one image."""
-    return jsonify(image_schema().dump(get_image_or_404(image_id)))
+    return jsonify(shown(get_image_or_404(image_id)))
 
 
 @bp.put("/image/<image_id>", merge_slashes=False)
@@ -136,7 +145,7 @@ def update_image(image_id, query, body):
             if field in body:
                 setattr(image, field, body[field])
         image.save()
-    return jsonify(image=image_schema().dump(image), message="Updated")
+    return jsonify(image=shown(image), message="Updated")
 
 
 @bp.delete("/image/<image_id>", merge_slashes=False)
