@@ -22,12 +22,17 @@ MAX_LIMIT = 1000
 LIMIT_RULE = f"Must be a whole number from 1 to {MAX_LIMIT}, in digits."
 
 
-def image_id(**kwargs):
-    """A string field holding an image id: 1-255 characters of the id rule."""
+def id_field(max_length, **kwargs):
+    """A string field of 1 to ``max_length`` characters under the id rule."""
     return fields.String(
-        validate=[validate.Length(min=1, max=255), validate.Regexp(ID_PATTERN, error=ID_RULE)],
+        validate=[validate.Length(min=1, max=max_length), validate.Regexp(ID_PATTERN, error=ID_RULE)],
         **kwargs,
     )
+
+
+def image_id(**kwargs):
+    """A string field holding an image id: 1-255 characters of the id rule."""
+    return id_field(255, **kwargs)
 
 
 _IMAGE_ID = image_id()
@@ -44,10 +49,7 @@ def is_image_id(value):
 
 def provider_id(**kwargs):
     """A string field holding a provider id: 1-64 characters of the id rule."""
-    return fields.String(
-        validate=[validate.Length(min=1, max=64), validate.Regexp(ID_PATTERN, error=ID_RULE)],
-        **kwargs,
-    )
+    return id_field(64, **kwargs)
 
 
 def remote_user(**kwargs):

@@ -5,10 +5,12 @@ import http.client
 import json
 import os
 import socket
+import threading
 import time
 from dataclasses import dataclass
 
 import pytest
+import waitress
 
 JSON = "application/json"
 POLICIES = ("read_images", "create_image", "delete_image")
@@ -187,3 +189,28 @@ def wait_listening(popen, port, output):
         except OSError:
             time.sleep(0.05)
     pytest.fail(f"server did not listen on {port}: {output()}")
+
+
+class ThreadServer:
+    """A waitress server for ``app`` on a free port of 127.0.0.1, run in a thread."""
+
+    def __init__(self, app, threads=8):
+        self.server = waitress.create_server(app, host="127.0.0.1", port=0, threads=threads)
+        self.port = self.server.effective_port
+        self.thread = threading.Thread(target=self.server.run, name=f"waitress-{self.port}", daemon=True)
+        self.thread.start()
+
+    def stop(self):
+        # First let the workers finish (they pull the loop's trigger when done),
+        # then close every channel from the loop's own thread: run() returns
+        # once its map is empty.
+        if not self.thread.is_alive():
+            return
+        self.server.task_dispatcher.shutdown(timeout=TIMEOUT)
+        self.server.trigger.pull_trigger(self._close_all)
+        self.thread.join(timeout=TIMEOUT)
+        assert not self.thread.is_alive(), "waitress did not stop"
+
+    def _close_all(self):
+        for channel in list(self.server._map.values()):
+            channel.close()

@@ -11,13 +11,11 @@ import json
 import re
 import subprocess
 import sys
-import threading
 import urllib.error
 import urllib.request
 
 import pytest
-import waitress
-from waitress import wasyncore
+from support import ThreadServer
 
 from images_api import create_app
 
@@ -29,15 +27,9 @@ MAX_EXAMPLES = 300
 @pytest.fixture
 def live_server(config):
     """The URL of the service (``TESTING`` off, as deployed) served by waitress on a free port."""
-    app = create_app({**config, "TESTING": False})
-    sockets = {}
-    server = waitress.create_server(app, map=sockets, host="127.0.0.1", port=0, threads=4)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.effective_port}"
-    server.task_dispatcher.shutdown()
-    wasyncore.close_all(sockets)
-    thread.join(10)
+    server = ThreadServer(create_app({**config, "TESTING": False}), threads=4)
+    yield f"http://127.0.0.1:{server.port}"
+    server.stop()
 
 
 def test_schemathesis_finds_nothing(live_server, admin_token, tmp_path):

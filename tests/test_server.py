@@ -15,8 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-import waitress
-from support import JSON, TIMEOUT, Reply, call, free_port, image, quiet_environ, wait_listening
+from support import JSON, TIMEOUT, Reply, ThreadServer, call, free_port, image, quiet_environ, wait_listening
 
 from images_api import create_app
 
@@ -43,38 +42,13 @@ def in_parallel(jobs):
 # -- servers ---------------------------------------------------------------------------
 
 
-class ThreadServer:
-    """A waitress server for ``app`` on a free port of 127.0.0.1, run in a thread."""
-
-    def __init__(self, app):
-        self.server = waitress.create_server(app, host="127.0.0.1", port=0, threads=THREADS)
-        self.port = self.server.effective_port
-        self.thread = threading.Thread(target=self.server.run, name=f"waitress-{self.port}", daemon=True)
-        self.thread.start()
-
-    def stop(self):
-        # First let the workers finish (they pull the loop's trigger when done),
-        # then close every channel from the loop's own thread: run() returns
-        # once its map is empty.
-        if not self.thread.is_alive():
-            return
-        self.server.task_dispatcher.shutdown(timeout=TIMEOUT)
-        self.server.trigger.pull_trigger(self._close_all)
-        self.thread.join(timeout=TIMEOUT)
-        assert not self.thread.is_alive(), "waitress did not stop"
-
-    def _close_all(self):
-        for channel in list(self.server._map.values()):
-            channel.close()
-
-
 @pytest.fixture
 def serve(config):
     """``serve()``: start a server for a new app on the test's database; stopped at teardown."""
     servers = []
 
     def start():
-        server = ThreadServer(create_app({**config, "TESTING": False}))
+        server = ThreadServer(create_app({**config, "TESTING": False}), threads=THREADS)
         servers.append(server)
         return server
 
