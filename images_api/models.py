@@ -5,7 +5,7 @@ import threading
 from urllib.parse import urlsplit
 
 import peewee
-from flask import current_app
+from flask import current_app, g
 from playhouse import db_url
 
 #: SQLite settings for every connection: WAL lets readers run beside a writer,
@@ -103,16 +103,67 @@ def open_database(url):
     # lock first hands the turn on the moment a commit ends.
     db.write_lock = threading.RLock() if sqlite else None
     db.lookup_sql = {}  # (model, field name) -> SQL, see lookup()
+    db.read_rows = ReadRows() if sqlite else None
     return db
+
+
+class ReadRows(threading.local):
+    """The rows ``lookup()`` read on this thread's SQLite connection, while no one has written since.
+
+    ``PRAGMA data_version`` changes when any other connection, in this process
+    or another, commits; ``total_changes`` when this one writes. Reading both
+    at the start of a request is one query where the token's user and the
+    image were two, and each query hands the GIL to another thread several
+    times (issue 5). A write is seen by the next request, as without the
+    rows: a reset token stops working at once (contract: Command line).
+    """
+
+    #: Rows kept per thread before they are all dropped (user and image rows, a few hundred bytes each).
+    LIMIT = 1024
+
+    def __init__(self):
+        self.connection = None
+        self.version = None
+        self.rows = {}
+
+    def current(self, db):
+        """The rows read on ``db``'s connection in this thread, emptied first if the database changed.
+
+        Raises ``peewee.OperationalError`` when the database cannot be read.
+        """
+        data_version = db.execute_sql("PRAGMA data_version").fetchone()[0]
+        connection = db.connection()
+        version = (data_version, connection.total_changes)
+        # Holding the connection (not its id) keeps a new one from passing for it.
+        if connection is not self.connection or version != self.version or len(self.rows) >= self.LIMIT:
+            self.connection, self.version, self.rows = connection, version, {}
+        return self.rows
+
+
+#: Key in ``flask.g`` of the rows this request may take from memory (see ``start_reads``).
+READ_ROWS = "images_api_read_rows"
+
+
+def start_reads():
+    """Let this request's lookups use rows read earlier on its thread's connection, if still current.
+
+    Called by the blueprint once its connection is open; raises
+    ``peewee.OperationalError`` when the database cannot be read. Lookups
+    outside a request (the CLI), and from ``write_transaction()`` on, query.
+    """
+    db = database.obj
+    if db.read_rows is not None:
+        g.setdefault(READ_ROWS, db.read_rows.current(db))
 
 
 def lookup(model, field, value):
     """``model.get_or_none(field == value)``, with the SQL built once per database.
 
     For the lookups every request makes (the user by token, the image by id):
-    peewee building the same SELECT again was most of an authorized GET. The
-    instance is what peewee's own query returns: values through
-    ``python_value``, nothing dirty.
+    peewee building the same SELECT again was most of an authorized GET. In a
+    request, a row read since the last write comes from memory (``ReadRows``).
+    The instance is a new one each time, as peewee's own query returns it:
+    values through ``python_value``, nothing dirty.
     """
     db = database.obj
     key = (model, field.name)
@@ -122,7 +173,13 @@ def lookup(model, field, value):
         sql, params = model.select().where(field == slot).sql()
         assert params == [slot], params
         db.lookup_sql[key] = sql
-    row = db.execute_sql(sql, (value,)).fetchone()
+    rows = g.get(READ_ROWS)
+    if rows is not None and (key, value) in rows:
+        row = rows[key, value]
+    else:
+        row = db.execute_sql(sql, (value,)).fetchone()
+        if rows is not None:
+            rows[key, value] = row
     if row is None:
         return None
     instance = model(__no_default__=1, **{f.name: f.python_value(v) for f, v in zip(model._meta.sorted_fields, row)})
@@ -138,6 +195,9 @@ def write_transaction():
     database (``OperationalError``, a 503; contract: Persistence).
     """
     db = database.obj
+    # From here on this request reads from the database: inside the write,
+    # what it changes must be read as it is now, and after it, as changed.
+    g.pop(READ_ROWS, None)
     lock = getattr(db, "write_lock", None)
     if lock is None:
         with db.atomic():

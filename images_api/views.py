@@ -6,7 +6,7 @@ from peewee import IntegrityError, OperationalError
 
 from . import errors, openapi
 from .auth import policy_required
-from .models import Image, binary_order, database, lookup, write_transaction
+from .models import Image, binary_order, database, lookup, start_reads, write_transaction
 from .parsing import parse
 from .schemas import ImageQuerySchema, ImageSchema, ImageUpdateSchema, NoQuerySchema, is_image_id
 
@@ -24,11 +24,13 @@ def connect():
     Connections are thread-local and each waitress thread serves one request
     at a time, so one stays open per thread. Opening one per request (pragmas,
     functions, and the WAL files SQLite recreates after the last close) was a
-    third of an authorized GET. A database that cannot be opened is a 503, as
-    ``/healthz`` says.
+    third of an authorized GET. Then the request may use rows read since the
+    last write (``start_reads``). A database that cannot be opened or read is
+    a 503, as ``/healthz`` says.
     """
     try:
         database.connect(reuse_if_open=True)
+        start_reads()
     except OperationalError as error:
         current_app.logger.error("cannot open the database: %s", error)
         abort(503, "The database is unavailable.")

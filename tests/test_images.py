@@ -337,6 +337,33 @@ def test_delete_then_get_is_404(client, admin_headers, create):
     assert listing(client, admin_headers) == [kept]
 
 
+# -- every read sees the last write ------------------------------------------------
+# Between writes, a thread answers lookups from the rows it read (issue 5).
+
+
+def test_each_write_is_read_back_at_once(client, admin_headers, create):
+    assert_error(client.get("/v3/image/ami-1", headers=admin_headers), 404)
+    create(id="ami-1", name="first")
+    assert show(client, admin_headers, "ami-1")["name"] == "first"
+    assert client.put("/v3/image/ami-1", json={"name": "second"}, headers=admin_headers).status_code == 200
+    assert show(client, admin_headers, "ami-1")["name"] == "second"
+    assert client.delete("/v3/image/ami-1", headers=admin_headers).status_code == 200
+    assert_error(client.get("/v3/image/ami-1", headers=admin_headers), 404)
+    create(id="ami-1", name="third")
+    assert show(client, admin_headers, "ami-1")["name"] == "third"
+
+
+def test_writes_through_another_connection_are_read_at_once(config, client, admin_headers, create):
+    other = create_app(config).test_client()  # its own database object, so its own connection
+    assert_error(client.get("/v3/image/ami-1", headers=admin_headers), 404)
+    assert other.post("/v3/image", json=image(id="ami-1", name="first"), headers=admin_headers).status_code == 200
+    assert show(client, admin_headers, "ami-1")["name"] == "first"
+    assert other.put("/v3/image/ami-1", json={"name": "second"}, headers=admin_headers).status_code == 200
+    assert show(client, admin_headers, "ami-1")["name"] == "second"
+    assert other.delete("/v3/image/ami-1", headers=admin_headers).status_code == 200
+    assert_error(client.get("/v3/image/ami-1", headers=admin_headers), 404)
+
+
 # -- HEAD and OPTIONS ------------------------------------------------------------
 
 

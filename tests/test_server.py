@@ -149,6 +149,53 @@ def test_a_200_survives_kill_9_the_next_instant(spawn, database_url, admin_token
     assert listing(again.port, admin_token) == expected
 
 
+# -- reads between writes (issue 5) ----------------------------------------------------
+# Each server thread answers lookups from the rows it read until the database changes.
+
+
+def from_every_thread(port, path, token):
+    """GET ``path`` on twice as many connections as the server has threads, all at once."""
+    barrier = threading.Barrier(2 * THREADS, timeout=TIMEOUT)
+
+    def get():
+        barrier.wait()
+        return call(port, "GET", path, token=token)
+
+    return in_parallel([get] * (2 * THREADS))
+
+
+def images_api_command(*args):
+    """Run the ``images-api`` console script in its own process; returns its stdout."""
+    script = Path(sys.executable).parent / "images-api"
+    done = subprocess.run([str(script), *args], capture_output=True, text=True, timeout=TIMEOUT)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+def test_writes_through_one_process_are_read_at_once_by_another(spawn, database_url, admin_token):
+    reader, writer = spawn(database_url), spawn(database_url)
+    assert call(writer.port, "POST", "/v3/image", image(id="ami-1", name="v0"), token=admin_token).status == 200
+    for version in range(1, 4):
+        replies = from_every_thread(reader.port, "/v3/image/ami-1", admin_token)
+        assert {(r.status, r.json()["name"]) for r in replies} == {(200, f"v{version - 1}")}
+        assert call(writer.port, "PUT", "/v3/image/ami-1", {"name": f"v{version}"}, token=admin_token).status == 200
+    assert {r.json()["name"] for r in from_every_thread(reader.port, "/v3/image/ami-1", admin_token)} == {"v3"}
+    assert call(writer.port, "DELETE", "/v3/image/ami-1", token=admin_token).status == 200
+    assert {r.status for r in from_every_thread(reader.port, "/v3/image/ami-1", admin_token)} == {404}
+
+
+def test_a_token_reset_in_another_process_fails_at_once_on_every_thread(spawn, database_url):
+    server = spawn(database_url)
+    old = images_api_command("user", "add", "alice", "--policy", "read_images", "--database", database_url)
+    for _ in range(2):
+        assert {r.status for r in from_every_thread(server.port, "/v3/images", old)} == {200}
+    new = images_api_command("user", "reset-token", "alice", "--database", database_url)
+    assert {r.status for r in from_every_thread(server.port, "/v3/images", old)} == {401}
+    assert {r.status for r in from_every_thread(server.port, "/v3/images", new)} == {200}
+    images_api_command("user", "set-policies", "alice", "create_image", "--database", database_url)
+    assert {r.status for r in from_every_thread(server.port, "/v3/images", new)} == {403}
+
+
 # -- concurrency ------------------------------------------------------------------------
 
 
