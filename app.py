@@ -1,6 +1,6 @@
 """Serve images-api on this machine with waitress (contract: Command line).
 
-    python app.py [--host 127.0.0.1] [--port 8080] [--threads 8] [--database URL]
+    python app.py [--host 127.0.0.1] [--port 8080] [--threads 4] [--database URL]
 
 Every flag also reads its ``IMAGES_API_*`` variable. A start-up mistake (a
 malformed setting or flag, a database that cannot be opened, a port in use)
@@ -32,7 +32,7 @@ WAITRESS_SETTINGS = {
 @click.command(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--host", default="127.0.0.1", show_default=True, envvar="IMAGES_API_HOST", help="Address to listen on.")
 @click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True, envvar="IMAGES_API_PORT", help="Port to listen on.")
-@click.option("--threads", type=click.IntRange(1, 256), default=8, show_default=True, envvar="IMAGES_API_THREADS", help="Worker threads.")
+@click.option("--threads", type=click.IntRange(1, 256), default=4, show_default=True, envvar="IMAGES_API_THREADS", help="Worker threads.")
 @click.option("--database", metavar="URL", help="Database URL (default: IMAGES_API_DATABASE_URL, else sqlite:///images.db).")
 def main(host, port, threads, database):
     """Serve the images-api HTTP API with waitress."""

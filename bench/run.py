@@ -2,7 +2,7 @@
 
     python bench/run.py [--duration 5] [--sizes 1000,10000,100000] [--connections 8]
 
-Starts ``app.py`` (waitress, 8 threads) on a temporary SQLite database, seeds
+Starts ``app.py`` (waitress, 4 threads) on a temporary SQLite database, seeds
 images through ``POST /v3/image``, drives each route with wrk and prints one
 table: throughput, p50/p99 latency, the ratio to bare Flask, the server's peak
 RSS per listing size; then the three budgets of issue 5. Needs ``wrk`` on
@@ -31,7 +31,7 @@ BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
 LUA = BENCH / "load.lua"
 HOST = "127.0.0.1"
-WAITRESS_THREADS = 8  # app.py's default, used for both servers
+WAITRESS_THREADS = 4  # app.py's default, used for both servers
 
 SEED_PREFIX = "ami-"  # seeded images: ami-00000000, ami-00000001, ...
 POST_PREFIX = "new-"  # images the POST row creates and the DELETE row removes
