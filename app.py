@@ -8,6 +8,7 @@ is one line on standard error and exit status 2.
 """
 
 import logging
+import signal
 import sys
 
 import click
@@ -56,10 +57,20 @@ def main(host, port, threads, database):
     except SettingError as error:
         server.close()
         raise click.ClickException(str(error)) from None
-    logs.configure(app.extensions["images_api"].settings.log_level)
+    logs.configure(app.extensions["images_api"].settings.log_level, batched=True)
     url = masked_url(app.config["IMAGES_API_DATABASE_URL"])
     log.info("images-api listening on http://%s:%s with %d threads, database %s", host, server.effective_port, threads, url)
+    signal.signal(signal.SIGTERM, stop)
     server.run()
+
+
+def stop(signum, frame):
+    """On SIGTERM, stop as on Ctrl-C: waitress lets running requests finish, pending log lines are written.
+
+    Python's own SIGTERM ends the process at once, losing the access lines
+    not yet written (``logs.BatchedStreamHandler``).
+    """
+    raise SystemExit(0)
 
 
 def run(args=None):

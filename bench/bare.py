@@ -9,10 +9,11 @@ the same host, threads and logging as ``app.py``.
 
 import argparse
 import json
-import logging
 
 import waitress
 from flask import Flask, jsonify
+
+from images_api import logs
 
 
 def create_bare_app(image):
@@ -33,7 +34,7 @@ def main():
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument("--image", type=json.loads, required=True, help="the image to answer, as JSON")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure("INFO", batched=True)  # as app.py: waitress's lines, queue warnings once a minute
     waitress.serve(create_bare_app(args.image), host=args.host, port=args.port, threads=args.threads)
 
 

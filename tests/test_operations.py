@@ -1,16 +1,20 @@
 """Operating the service: access log, log level, start-up mistakes, waitress-serve."""
 
+import io
 import logging
+import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
-from support import call, free_port, quiet_environ, wait_listening
+from support import TIMEOUT, call, free_port, quiet_environ, wait_listening
 
 from images_api import create_app
-from images_api.logs import EveryMinute
+from images_api.logs import BatchedStreamHandler, EveryMinute
 from images_api.settings import masked_url
 
 REPO = Path(__file__).resolve().parent.parent
@@ -61,6 +65,93 @@ def test_queue_depth_warnings_pass_once_a_minute():
     only_once = EveryMinute()
     records = [logging.LogRecord("waitress.queue", logging.WARNING, __file__, 1, "Task queue depth is 1", (), None) for _ in range(50)]
     assert sum(map(only_once.filter, records)) == 1
+
+
+# -- lines written in batches (logs.BatchedStreamHandler) ------------------------------
+
+
+def record(message):
+    return logging.LogRecord("images_api.access", logging.INFO, __file__, 1, message, None, None)
+
+
+def wait_until(predicate):
+    deadline = time.monotonic() + TIMEOUT
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
+def test_batched_lines_are_written_within_the_interval_in_order():
+    stream = io.StringIO()
+    handler = BatchedStreamHandler(stream, interval=0.01)
+    for n in range(5):
+        handler.handle(record(f"line {n}"))
+    wait_until(lambda: stream.getvalue().count("\n") == 5)
+    assert stream.getvalue() == "".join(f"line {n}\n" for n in range(5))
+
+
+def test_batched_lines_at_capacity_are_written_by_the_logging_thread():
+    stream = io.StringIO()
+    handler = BatchedStreamHandler(stream, interval=3600, capacity=3)
+    handler.handle(record("one"))
+    handler.handle(record("two"))
+    assert stream.getvalue() == ""
+    handler.handle(record("three"))
+    assert stream.getvalue() == "one\ntwo\nthree\n"
+
+
+def test_flush_writes_what_is_pending():
+    stream = io.StringIO()
+    handler = BatchedStreamHandler(stream, interval=3600)
+    handler.handle(record("pending"))
+    handler.flush()
+    assert stream.getvalue() == "pending\n"
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_process_writes_its_own_lines(tmp_path):
+    # A server that loads the app and then forks workers (gunicorn --preload)
+    # must not rely on the parent's writer thread, which the child lacks.
+    path = tmp_path / "log"
+    with open(path, "w") as stream:
+        handler = BatchedStreamHandler(stream, interval=0.01)
+        handler.handle(record("parent"))
+        wait_until(lambda: path.read_text() == "parent\n")
+        pid = os.fork()
+        if pid == 0:
+            handler.handle(record("child"))
+            time.sleep(0.5)  # for the child's own writer; no flush at exit
+            os._exit(0)
+        os.waitpid(pid, 0)
+        assert path.read_text() == "parent\nchild\n"
+
+
+def test_app_py_writes_access_lines_while_running_and_the_rest_at_sigterm(tmp_path, admin_token):
+    port = free_port()
+    log = tmp_path / "server.log"
+    with open(log, "w") as out:
+        process = subprocess.Popen(
+            [sys.executable, str(REPO / "app.py"), "--port", str(port), "--database", f"sqlite:///{tmp_path / 'images.db'}"],
+            env=quiet_environ(IMAGES_API_ADMIN_TOKEN=admin_token),
+            stderr=out,
+        )
+    try:
+        wait_listening(process, port, log.read_text)
+        assert call(port, "GET", "/v3/images", token=admin_token).status == 200
+        wait_until(lambda: "GET /v3/images 200" in log.read_text())
+        for n in range(20):
+            assert call(port, "GET", f"/v3/image/ami-{n}", token=admin_token).status == 404
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=TIMEOUT) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=TIMEOUT)
+    lines = log.read_text().splitlines()
+    assert [line.split("images_api.access: ")[1].split()[1] for line in lines if "images_api.access" in line] == [
+        "/v3/images",
+        *(f"/v3/image/ami-{n}" for n in range(20)),
+    ]
 
 
 def test_database_password_is_masked():
