@@ -97,46 +97,39 @@ class BatchedStreamHandler(logging.StreamHandler):
     thread that wrote then waits for it behind the others: one access line
     per request cost a sixth of an authorized GET's throughput (issue 5).
     Lines are formatted at once and written together by a thread of the
-    handler (one per process, so a forked worker starts its own);
-    ``capacity`` pending lines are written at once by the thread logging
-    the last one. ``flush()`` writes what is pending: ``logging.shutdown``
-    does at a clean exit, and a ``kill -9`` loses at most ``interval``
-    seconds of lines.
+    handler (one per process, so a forked worker starts its own), under the
+    handler's lock: a stream that blocks holds up logging, as it would a
+    ``StreamHandler``, instead of piling lines up. ``flush()`` writes what
+    is pending, as ``logging.shutdown`` does at a clean exit; a ``kill -9``
+    loses at most ``interval`` seconds of lines.
     """
 
-    def __init__(self, stream=None, interval=0.05, capacity=1000):
+    def __init__(self, stream=None, interval=0.05):
         super().__init__(stream)
         self.interval = interval
-        self.capacity = capacity
         self.pending = []
-        self.write_lock = threading.Lock()  # one batch at a time, in order
         self.writer_pid = None  # the process whose writer thread runs
 
     def emit(self, record):
         try:
-            line = self.format(record) + self.terminator
+            self.pending.append(self.format(record) + self.terminator)
         except Exception:
             self.handleError(record)
             return
-        self.pending.append(line)  # emit runs under self.lock (Handler.handle)
-        if len(self.pending) >= self.capacity:
-            self.flush()
-        elif self.writer_pid != os.getpid():
+        if self.writer_pid != os.getpid():
             self.writer_pid = os.getpid()
             threading.Thread(target=self._write_every_interval, name="images-api-log-writer", daemon=True).start()
 
     def flush(self):
-        with self.write_lock:
-            with self.lock:
-                lines, self.pending = self.pending, []
+        with self.lock:
+            lines, self.pending = self.pending, []
             if not lines:
                 return
             try:
                 self.stream.write("".join(lines))
                 self.stream.flush()
-            except Exception:  # as logging does for a failed emit: say so, go on
-                if logging.raiseExceptions:
-                    print(f"--- Logging error: {len(lines)} lines lost ---", file=sys.__stderr__)
+            except Exception:  # reported as a StreamHandler reports a line it cannot write
+                self.handleError(logging.makeLogRecord({"msg": f"{len(lines)} log lines not written"}))
 
     def _write_every_interval(self):
         while True:

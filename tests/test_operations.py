@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -90,14 +91,39 @@ def test_batched_lines_are_written_within_the_interval_in_order():
     assert stream.getvalue() == "".join(f"line {n}\n" for n in range(5))
 
 
-def test_batched_lines_at_capacity_are_written_by_the_logging_thread():
+def test_lines_from_many_threads_are_each_written_once_in_their_order():
     stream = io.StringIO()
-    handler = BatchedStreamHandler(stream, interval=3600, capacity=3)
-    handler.handle(record("one"))
-    handler.handle(record("two"))
-    assert stream.getvalue() == ""
-    handler.handle(record("three"))
-    assert stream.getvalue() == "one\ntwo\nthree\n"
+    handler = BatchedStreamHandler(stream, interval=0.001)
+
+    def log(worker):
+        for n in range(300):
+            handler.handle(record(f"{worker} {n}"))
+
+    threads = [threading.Thread(target=log, args=(worker,)) for worker in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=TIMEOUT)
+    handler.flush()
+    lines = stream.getvalue().splitlines()
+    assert sorted(lines) == sorted(f"{worker} {n}" for worker in range(8) for n in range(300))
+    for worker in range(8):
+        assert [line for line in lines if line.startswith(f"{worker} ")] == [f"{worker} {n}" for n in range(300)]
+
+
+def test_a_stream_that_fails_loses_its_batch_and_logging_goes_on(capsys):
+    class Failing(io.StringIO):
+        def write(self, text):
+            raise OSError("disk full")
+
+    handler = BatchedStreamHandler(Failing(), interval=3600)
+    handler.handle(record("lost"))
+    handler.flush()
+    assert "1 log lines not written" in capsys.readouterr().err
+    handler.stream = io.StringIO()
+    handler.handle(record("kept"))
+    handler.flush()
+    assert handler.stream.getvalue() == "kept\n"
 
 
 def test_flush_writes_what_is_pending():
