@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import pytest
@@ -143,7 +144,9 @@ def test_a_forked_process_writes_its_own_lines(tmp_path):
         handler = BatchedStreamHandler(stream, interval=0.01)
         handler.handle(record("parent"))
         wait_until(lambda: path.read_text() == "parent\n")
-        pid = os.fork()
+        with warnings.catch_warnings():  # Python 3.12+ warns of fork() beside threads, as gunicorn does it
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = os.fork()
         if pid == 0:
             handler.handle(record("child"))
             time.sleep(0.5)  # for the child's own writer; no flush at exit
