@@ -364,6 +364,17 @@ def test_writes_through_another_connection_are_read_at_once(config, client, admi
     assert_error(client.get("/v3/image/ami-1", headers=admin_headers), 404)
 
 
+def test_rows_are_kept_only_for_values_a_row_can_have(app, client, admin_headers, create):
+    create(id="ami-kept")
+    junk = "a" * 100_000  # breaks the id rule: names no image
+    for n in range(3):
+        assert_error(client.get(f"/v3/image/{n}{junk}", headers=admin_headers), 404)
+    assert show(client, admin_headers, "ami-kept")["id"] == "ami-kept"
+    kept = app.extensions["images_api"].database.read_rows.rows  # this thread's, as the test client's
+    assert any(value == "ami-kept" for _, value in kept)
+    assert max(len(value) for _, value in kept) <= 255
+
+
 # -- HEAD and OPTIONS ------------------------------------------------------------
 
 
