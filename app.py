@@ -65,10 +65,10 @@ def main(host, port, threads, database):
 
 
 def stop(signum, frame):
-    """On SIGTERM, stop as on Ctrl-C: waitress lets running requests finish, pending log lines are written.
+    """On SIGTERM, stop as on Ctrl-C, so that the log lines not yet written are (``logs.BatchedStreamHandler``).
 
-    Python's own SIGTERM ends the process at once, losing the access lines
-    not yet written (``logs.BatchedStreamHandler``).
+    Python's own SIGTERM ends the process at once and loses them. Requests
+    in progress are cut off either way: waitress does not drain.
     """
     raise SystemExit(0)
 

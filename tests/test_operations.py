@@ -183,6 +183,26 @@ def test_app_py_writes_access_lines_while_running_and_the_rest_at_sigterm(tmp_pa
     ]
 
 
+def test_app_py_serves_on_when_its_standard_error_is_closed(tmp_path, admin_token):
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, str(REPO / "app.py"), "--port", str(port), "--database", f"sqlite:///{tmp_path / 'images.db'}"],
+        env=quiet_environ(IMAGES_API_ADMIN_TOKEN=admin_token),
+        stderr=subprocess.PIPE,
+    )
+    try:
+        wait_listening(process, port, lambda: "")
+        process.stderr.close()  # as when the reader of a pipe (| head -1) is gone
+        statuses = []
+        for batch in range(12):
+            statuses += [call(port, "GET", f"/v3/image/ami-{n}", token=admin_token).status for n in range(100)]
+            time.sleep(0.06)  # let the writer meet the broken pipe between batches
+        assert set(statuses) == {404}
+    finally:
+        process.kill()
+        process.wait(timeout=TIMEOUT)
+
+
 def test_database_password_is_masked():
     assert masked_url("postgresql://images:s3cret@db.internal:5432/images") == "postgresql://images:***@db.internal:5432/images"
     assert masked_url("sqlite:///images.db") == "sqlite:///images.db"
