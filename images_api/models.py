@@ -140,11 +140,6 @@ class ReadRows(threading.local):
         return self.rows
 
 
-#: Longest value a lookup keeps a row for: an image id's limit, above a user
-#: name's and a token hash's (contract: Resource). A longer one names no row,
-#: and keeping it would let a client fill memory with junk ids.
-LONGEST_KEPT_VALUE = 255
-
 #: Key in ``flask.g`` of the rows this request may take from memory (see ``start_reads``).
 READ_ROWS = "images_api_read_rows"
 
@@ -178,7 +173,9 @@ def lookup(model, field, value):
         sql, params = model.select().where(field == slot).sql()
         assert params == [slot], params
         db.lookup_sql[key] = sql
-    rows = g.get(READ_ROWS) if len(value) <= LONGEST_KEPT_VALUE else None
+    # A value longer than its field allows names no row; keeping it would let
+    # a client fill memory with junk ids.
+    rows = g.get(READ_ROWS) if len(value) <= field.max_length else None
     if rows is not None and (key, value) in rows:
         row = rows[key, value]
     else:
