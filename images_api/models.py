@@ -200,18 +200,15 @@ def write_transaction():
     # From here on this request reads from the database: inside the write,
     # what it changes must be read as it is now, and after it, as changed.
     g.pop(READ_ROWS, None)
-    lock = getattr(db, "write_lock", None)
-    if lock is None:
-        with db.atomic():
-            yield
-        return
-    if not lock.acquire(timeout=SQLITE_TIMEOUT):
+    lock = db.write_lock  # None off SQLite
+    if lock is not None and not lock.acquire(timeout=SQLITE_TIMEOUT):
         raise peewee.OperationalError("database is locked: no turn to write within the busy timeout")
     try:
         with db.atomic():
             yield
     finally:
-        lock.release()
+        if lock is not None:
+            lock.release()
 
 
 def binary_order(field, db):
