@@ -37,7 +37,10 @@ WAITRESS_SETTINGS = {
 @click.option("--database", metavar="URL", help="Database URL (default: IMAGES_API_DATABASE_URL, else sqlite:///images.db).")
 def main(host, port, threads, database):
     """Serve the images-api HTTP API with waitress."""
-    config = {"IMAGES_API_DATABASE_URL": database} if database else {}
+    # The pool of a server database holds a connection for each thread.
+    config = {"IMAGES_API_THREADS": threads}
+    if database:
+        config["IMAGES_API_DATABASE_URL"] = database
     # Listen first, so that a port in use stops the start before the app
     # touches the database (and, on a first start, prints an admin token).
     # No request is served before server.run(), by which time app exists.

@@ -5,12 +5,13 @@ import os
 from dataclasses import dataclass
 
 from flask import Flask
-from peewee import DatabaseError, ImproperlyConfigured
+from peewee import DatabaseError, ImproperlyConfigured, InterfaceError
+from playhouse.pool import MaxConnectionsExceeded
 
-from . import errors, health, logs, settings
+from . import db, errors, health, logs, settings
 from .auth import create_admin
 from .cli import user_cli
-from .models import create_tables, open_database
+from .models import create_tables
 from .proxy import TrustedProxy
 from .schemas import ImageQuerySchema, ImageSchema, ImageUpdateSchema, NoQuerySchema
 from .views import bp, is_api_path
@@ -48,7 +49,7 @@ def init_app(app, *, standalone=False):
         NoQuerySchema: NoQuerySchema(),
     }
     try:
-        database = open_database(config.database_url)
+        database = db.open_database(config.database_url, config.threads)
     except ValueError as error:
         raise settings.SettingError(f"IMAGES_API_DATABASE_URL: {error}") from None
     app.extensions["images_api"] = State(config, database, schemas, standalone)
@@ -56,16 +57,20 @@ def init_app(app, *, standalone=False):
     app.before_request(errors.routing_errors_where(is_api_path))
     app.before_request(logs.start_timer)
     app.after_request(logs.log_access)
+    app.teardown_request(db.release)
     app.cli.add_command(user_cli)
+    url = settings.masked_url(config.database_url)
     try:
         # Closed again at once: a server that forks workers after loading the
         # app (gunicorn --preload) must not hand them a shared connection.
         with app.app_context(), database.connection_context():
             create_tables()
+            db.remember_file(database)
             if config.create_admin:
                 create_admin(config.admin_token)
-    except (DatabaseError, ImproperlyConfigured) as error:  # ImproperlyConfigured: no driver
-        url = settings.masked_url(config.database_url)
+    except ImproperlyConfigured:
+        raise settings.SettingError(f"cannot use the database {url}: {db.missing_driver(database)}") from None
+    except (DatabaseError, InterfaceError, MaxConnectionsExceeded) as error:
         reason = " ".join(str(error).split())  # drivers' messages run over several lines
         raise settings.SettingError(f"cannot use the database {url}: {reason}") from None
     return app

@@ -2,6 +2,7 @@
 
 import functools
 import hashlib
+import re
 import secrets
 import sys
 
@@ -9,9 +10,15 @@ from flask import abort, current_app, g, request
 from peewee import IntegrityError
 from werkzeug.exceptions import Unauthorized
 
-from .models import User, database, lookup
+from .db import database, lookup
+from .models import User
 
 POLICIES = ("read_images", "create_image", "delete_image")
+
+#: A user name: it goes in Basic auth (so no ':') and in ``REMOTE_USER``.
+USER_NAME = re.compile(r"[^\s:\x00-\x1f\x7f]{1,64}")
+#: Key in ``flask.g`` of the user a request speaks for: not ``user``, which a host app may use.
+USER = "images_api_user"
 REALM = "images-api"
 
 
@@ -96,7 +103,7 @@ def authenticate():
     settings = current_app.extensions["images_api"].settings
     remote_user = request.environ.get("REMOTE_USER") if settings.trust_remote_user else None
     if remote_user:
-        user = lookup(User, User.name, remote_user)
+        user = lookup(User, User.name, remote_user) if USER_NAME.fullmatch(remote_user) else None
         if user is None:
             abort(403, f"User {remote_user!r} is not an images-api user.")
         return user
@@ -126,7 +133,8 @@ def policy_required(policy):
     """Decorate a view so that only a user holding ``policy`` reaches it.
 
     Answers 401 without valid credentials and 403 when the user lacks the
-    policy (contract: Errors, checked in that order); sets ``g.user``.
+    policy (README: Errors, checked in that order); keeps the user in ``g``
+    under ``USER``.
     """
     if policy not in POLICIES:
         raise ValueError(f"unknown policy {policy!r}")
@@ -134,7 +142,8 @@ def policy_required(policy):
     def decorator(view):
         @functools.wraps(view)
         def wrapped(*args, **kwargs):
-            g.user = user = authenticate()
+            user = authenticate()
+            setattr(g, USER, user)
             if policy not in user.policy_set:
                 abort(403, f"User {user.name!r} lacks the {policy!r} policy.")
             return view(*args, **kwargs)

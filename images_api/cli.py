@@ -5,17 +5,14 @@ command builds one from ``--database``; a host app's ``flask user ...`` uses
 the host's.
 """
 
-import re
-
 import click
 from flask.cli import AppGroup, ScriptInfo
 
-from .auth import POLICIES, add_user, check_policies, hash_token, new_token
-from .models import User, database
+from .auth import POLICIES, USER_NAME, add_user, check_policies, hash_token, new_token
+from .db import database
+from .models import User
 from .settings import SettingError
 
-#: A user name goes in Basic auth (no ':') and in ``REMOTE_USER``.
-USER_NAME = re.compile(r"[^\s:\x00-\x1f\x7f]{1,64}")
 STANDALONE = "images_api.standalone"
 
 
@@ -54,7 +51,7 @@ def user_command(name, **kwargs):
 
 def get_user(name):
     """The ``User`` named ``name``; ``CommandError`` when there is none."""
-    user = User.get_or_none(User.name == name)
+    user = User.get_or_none(User.name == name) if USER_NAME.fullmatch(name) else None
     if user is None:
         raise CommandError(f"no user {name!r}")
     return user

@@ -2,9 +2,12 @@
 
 from flask import current_app, jsonify, request
 from marshmallow import ValidationError
-from peewee import OperationalError
+from peewee import PeeweeException
+from playhouse.pool import MaxConnectionsExceeded
 from werkzeug.exceptions import HTTPException, NotFound, default_exceptions
 from werkzeug.routing import RequestRedirect
+
+from . import db
 
 #: Headers of an ``HTTPException`` that describe its HTML page, not the error.
 PAGE_HEADERS = {"content-type", "content-length"}
@@ -43,12 +46,13 @@ def validation_error(error):
 
 
 def database_error(error):
-    """A locked database after the busy timeout is a 503 to retry; anything else a 500."""
-    if "locked" in str(error) or "busy" in str(error):
-        current_app.logger.warning("database busy: %s", error)
-        return error_response(503, "The database is busy; retry shortly.", headers=[("Retry-After", "1")])
-    current_app.logger.exception("database error")
-    return internal_error(error)
+    """A database that is busy or cannot answer is a 503 with ``Retry-After``; any other database error a 500."""
+    failure = db.failure(error)
+    if failure is None:
+        current_app.logger.exception("database error")
+        return internal_error(error)
+    current_app.logger.warning("%s (%s)", failure.description, " ".join(str(error).split()))
+    return http_error(failure)
 
 
 def internal_error(error):
@@ -87,4 +91,5 @@ def register(target):
         target.register_error_handler(code, internal_error if code == 500 else http_error)
     target.register_error_handler(HTTPException, http_error)
     target.register_error_handler(ValidationError, validation_error)
-    target.register_error_handler(OperationalError, database_error)
+    target.register_error_handler(PeeweeException, database_error)
+    target.register_error_handler(MaxConnectionsExceeded, database_error)

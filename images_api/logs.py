@@ -14,6 +14,7 @@ import time
 
 from flask import current_app, g, request
 
+from .auth import USER
 from .views import is_api_path
 
 access_logger = logging.getLogger("images_api.access")
@@ -57,7 +58,7 @@ def log_access(response):
         return response
     if not (state.standalone or is_api_path(request.path)):
         return response
-    user = g.get("user")
+    user = g.get(USER)
     access_logger.info(
         "%s %s %d %.1fms user=%s",
         request.method,

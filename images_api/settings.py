@@ -26,7 +26,11 @@ DEFAULTS = {
     "IMAGES_API_CREATE_ADMIN": True,
     "IMAGES_API_LOG_LEVEL": "INFO",
     "IMAGES_API_TRUSTED_PROXY": "",
+    "IMAGES_API_THREADS": 4,
 }
+
+#: Worker threads a server may run (``--threads``), and so connections a pool may hold.
+MAX_THREADS = 256
 
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -53,6 +57,7 @@ class Settings:
     create_admin: bool
     log_level: int
     trusted_proxies: tuple
+    threads: int
 
 
 def from_environ(environ=os.environ):
@@ -100,6 +105,14 @@ def networks(name, value):
         raise SettingError(f"{name}: {error}") from None
 
 
+def whole_number(name, value, low, high):
+    """``value`` (an int, or a string of digits) as an int from ``low`` to ``high``."""
+    text = str(value).strip()
+    if not (text.isascii() and text.isdigit() and low <= int(text) <= high):
+        raise SettingError(f"{name} must be a whole number from {low} to {high}, not {value!r}")
+    return int(text)
+
+
 def log_level(name, value):
     """``value`` (a level name, any case) as a ``logging`` level number."""
     text = str(value).strip().upper()
@@ -138,4 +151,5 @@ def read(config):
         create_admin=flag("IMAGES_API_CREATE_ADMIN", values["IMAGES_API_CREATE_ADMIN"]),
         log_level=log_level("IMAGES_API_LOG_LEVEL", values["IMAGES_API_LOG_LEVEL"]),
         trusted_proxies=networks("IMAGES_API_TRUSTED_PROXY", values["IMAGES_API_TRUSTED_PROXY"]),
+        threads=whole_number("IMAGES_API_THREADS", values["IMAGES_API_THREADS"], 1, MAX_THREADS),
     )

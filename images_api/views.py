@@ -2,11 +2,12 @@
 
 from flask import Blueprint, abort, current_app, jsonify, request, url_for
 from marshmallow import ValidationError
-from peewee import IntegrityError, OperationalError
+from peewee import IntegrityError
 
-from . import errors, openapi
+from . import db, errors, openapi
 from .auth import policy_required
-from .models import Image, binary_order, database, lookup, start_reads, write_transaction
+from .db import database, lookup, write_transaction
+from .models import Image
 from .parsing import parse
 from .schemas import ImageQuerySchema, ImageSchema, ImageUpdateSchema, NoQuerySchema, is_image_id
 
@@ -17,23 +18,7 @@ errors.register(bp)
 FIXED_FIELDS = ("id", "provider")
 
 
-@bp.before_request
-def connect():
-    """Open this thread's connection on its first request; later ones reuse it.
-
-    Connections are thread-local and each waitress thread serves one request
-    at a time, so one stays open per thread. Opening one per request (pragmas,
-    functions, and the WAL files SQLite recreates after the last close) was a
-    third of an authorized GET. Then the request may use rows read since the
-    last write (``start_reads``). A database that cannot be opened or read is
-    a 503, as ``/healthz`` says.
-    """
-    try:
-        database.connect(reuse_if_open=True)
-        start_reads()
-    except OperationalError as error:
-        current_app.logger.error("cannot open the database: %s", error)
-        abort(503, "The database is unavailable.")
+bp.before_request(db.connect)
 
 
 @bp.after_request
@@ -65,8 +50,8 @@ def shown(image):
 
 
 def get_image_or_404(image_id):
-    """The ``Image`` with ``image_id``; abort 404 when there is none."""
-    image = lookup(Image, Image.id, image_id)
+    """The ``Image`` with ``image_id``; abort 404 when there is none (without a query when the id is malformed)."""
+    image = lookup(Image, Image.id, image_id) if is_image_id(image_id) else None
     if image is None:
         not_found(image_id)
     return image
@@ -84,16 +69,14 @@ def not_found(image_id):
 @parse(query=ImageQuerySchema)
 def list_images(query):
     """List images in code point order of id, a page at a time when ``limit`` is given."""
-    db = database.obj
-    order = binary_order(Image.id, db)
     # The schema's fields, read straight from the cursor into dicts: a
     # marshmallow dump of model rows was three quarters of a long listing.
     names = list(image_schema().dump_fields)
-    images = Image.select(*(Image._meta.fields[name] for name in names)).order_by(order)
+    images = Image.select(*(Image._meta.fields[name] for name in names)).order_by(Image.id)
     if "provider" in query:
         images = images.where(Image.provider == query["provider"])
     if "marker" in query:
-        images = images.where(order > query["marker"])
+        images = images.where(Image.id > query["marker"])
     limit = query.get("limit")
     if limit:
         # One row past the page tells whether another page follows.
@@ -155,6 +138,8 @@ def update_image(image_id, query, body):
 @parse(query=NoQuerySchema)
 def delete_image(image_id, query):
     """Delete an image."""
+    if not is_image_id(image_id):
+        not_found(image_id)
     with write_transaction():
         deleted = Image.delete().where(Image.id == image_id).execute()
     if not deleted:

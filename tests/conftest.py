@@ -1,20 +1,79 @@
-"""Fixtures: an app on a temp-file SQLite database, its client, users and tokens."""
+"""Fixtures: an app on an empty database of each backend, its client, users and tokens.
+
+Every test that uses ``database_url`` runs on SQLite, and on PostgreSQL and
+MariaDB/MySQL when ``IMAGES_API_TEST_POSTGRESQL_URL`` / ``IMAGES_API_TEST_MYSQL_URL``
+name a server (README: Development). A test or module marked ``sqlite_only``
+runs on SQLite alone.
+"""
 
 import os
 
 import pytest
 from click.testing import CliRunner
 
-from images_api import create_app
+from images_api import create_app, db
 from images_api.cli import main
+from servers import SERVER_BACKENDS, ServerDatabase
 
 ADMIN_TOKEN = "admin-token-for-tests-0123456789abcdefghij"
+#: Read before ``clean_environ`` hides every ``IMAGES_API_*`` variable from the tests.
+SERVER_URLS = {name: os.environ.get(variable) for name, variable in SERVER_BACKENDS.items()}
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "sqlite_only: the test is about SQLite; it runs on no other backend")
+
+
+def pytest_generate_tests(metafunc):
+    """Run each test that uses ``backend`` once per backend (SQLite alone where marked ``sqlite_only``)."""
+    if "backend" not in metafunc.fixturenames:
+        return
+    params = [pytest.param("sqlite", id="sqlite")]
+    if not metafunc.definition.get_closest_marker("sqlite_only"):
+        for name, variable in SERVER_BACKENDS.items():
+            reason = f"{variable} names no {name} server"
+            marks = () if SERVER_URLS[name] else pytest.mark.skip(reason=reason)
+            params.append(pytest.param(name, id=name, marks=marks))
+    metafunc.parametrize("backend", params)
+
+
+@pytest.fixture(scope="session")
+def server_databases():
+    """One database per server backend for this run, created on first use and dropped at the end."""
+    opened = {}
+    yield opened
+    for server in opened.values():
+        server.drop()
 
 
 @pytest.fixture
-def database_url(tmp_path):
-    """A SQLite URL for a file of its own (``:memory:`` would be one database per connection)."""
-    return f"sqlite:///{tmp_path / 'images.db'}"
+def database_url(backend, tmp_path, server_databases):
+    """The URL of an empty database: a SQLite file of its own, or this run's server database emptied."""
+    if backend == "sqlite":
+        return f"sqlite:///{tmp_path / 'images.db'}"
+    if backend not in server_databases:
+        server_databases[backend] = ServerDatabase(SERVER_URLS[backend])
+    server = server_databases[backend]
+    server.empty()
+    return server.url
+
+
+@pytest.fixture(autouse=True)
+def close_pools(monkeypatch):
+    """Close the pools of the apps a test built, so that a run never holds more connections than one test."""
+    opened = []
+    open_database = db.open_database
+
+    def recording(*args, **kwargs):
+        database = open_database(*args, **kwargs)
+        opened.append(database)
+        return database
+
+    monkeypatch.setattr(db, "open_database", recording)
+    yield
+    for database in opened:
+        if database.pooled:
+            database.close_all()
 
 
 @pytest.fixture

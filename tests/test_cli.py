@@ -208,6 +208,7 @@ def test_refused_command_exits_2_with_one_line_and_changes_nothing(cli, client, 
 # -- tokens: never stored in clear, usable from a shell ------------------------------------
 
 
+@pytest.mark.sqlite_only
 def test_tokens_are_never_stored_in_clear(cli, client, admin_token, database_url):
     tokens = [admin_token]
     tokens.append(token_of(cli("user", "add", "alice", "--all-policies")))

@@ -10,6 +10,8 @@ from werkzeug.test import Client
 import images_api
 from images_api import create_app
 
+pytestmark = pytest.mark.sqlite_only  # SQLite's own behaviour, or not about the database
+
 IMAGE = {"id": "ami-1", "provider": "ec2", "remote_user": "ubuntu", "name": "one"}
 
 

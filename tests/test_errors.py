@@ -7,7 +7,7 @@ list route that a refused request stored, changed and deleted nothing.
 import base64
 import io
 import json
-import sqlite3
+import contextlib
 
 import pytest
 from support import (
@@ -21,7 +21,6 @@ from support import (
     assert_error,
     listing,
     route_params,
-    sqlite_path,
 )
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
@@ -634,16 +633,30 @@ def test_trailing_slash_is_404_and_touches_nothing(client, admin_headers, unchan
 # -- 500: anything unexpected -------------------------------------------------------
 
 
-def test_unexpected_failure_is_500_json_and_logged(app, client, admin_headers, admin_token, database_url, caplog):
+@pytest.fixture
+def image_table_renamed(app):
+    """``with image_table_renamed():`` the image table is gone under the app, as a broken schema would be."""
+
+    @contextlib.contextmanager
+    def renamed():
+        database = app.extensions["images_api"].database
+        with app.app_context(), database.connection_context():
+            database.execute_sql("ALTER TABLE images RENAME TO broken_on_purpose")
+        try:
+            yield
+        finally:
+            with app.app_context(), database.connection_context():
+                database.execute_sql("DROP TABLE broken_on_purpose")
+
+    return renamed
+
+
+def test_unexpected_failure_is_500_json_and_logged(app, client, admin_headers, admin_token, image_table_renamed, caplog):
     """Break the image table under the app; the list route must fail as a JSON 500."""
     app.config["PROPAGATE_EXCEPTIONS"] = False
     assert client.post("/v3/image", json=SEED, headers=admin_headers).status_code == 200
-    with sqlite3.connect(sqlite_path(database_url)) as db:
-        tables = [row[0] for row in db.execute("select name from sqlite_master where type = 'table'")]
-        image_tables = [t for t in tables if "remote_user" in {c[1] for c in db.execute(f'pragma table_info("{t}")')}]
-        assert len(image_tables) == 1, tables
-        db.execute(f'alter table "{image_tables[0]}" rename to broken_on_purpose')
-    resp = client.get("/v3/images", headers=admin_headers)
+    with image_table_renamed():
+        resp = client.get("/v3/images", headers=admin_headers)
     body = assert_error(resp, 500, admin_token)
     assert body == {"message": "Internal server error"}
     assert any(r.exc_info for r in caplog.records), [r.getMessage() for r in caplog.records]
@@ -705,6 +718,7 @@ def test_malformed_path_id_is_404_without_echoing_it(client, admin_headers, capl
     assert all(len(record.getMessage()) < 1000 for record in caplog.records)
 
 
+@pytest.mark.sqlite_only
 def test_unopenable_database_is_503_on_the_routes(app, admin_headers, tmp_path):
     app.extensions["images_api"].database.init(str(tmp_path / "gone" / "images.db"))
     assert_error(app.test_client().get("/v3/images", headers=admin_headers), 503)

@@ -6,6 +6,8 @@ goes through the schema; on every listing path the two must say the same.
 
 import pytest
 
+pytestmark = pytest.mark.sqlite_only  # SQLite's own behaviour, or not about the database
+
 IMAGES = [
     {"id": "ami-2", "provider": "ec2", "remote_user": "ubuntu", "name": "Ubuntu 24.04"},
     {"id": "ami-10", "provider": "ec2", "remote_user": "ec2-user"},  # name defaults to ""

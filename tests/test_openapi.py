@@ -8,6 +8,8 @@ from openapi_spec_validator import validate
 
 from images_api import openapi
 
+pytestmark = pytest.mark.sqlite_only  # SQLite's own behaviour, or not about the database
+
 JSON = "application/json"
 IMAGE = "/v3/image/{image_id}"
 ERRORS = {400, 401, 403, 406, 500, 503}

@@ -5,7 +5,9 @@ import threading
 
 import pytest
 
-from images_api import models
+from images_api import db
+
+pytestmark = pytest.mark.sqlite_only  # SQLite's own behaviour, or not about the database
 
 IMAGE = {"id": "ami-1", "provider": "ec2", "remote_user": "ubuntu"}
 
@@ -13,7 +15,7 @@ IMAGE = {"id": "ami-1", "provider": "ec2", "remote_user": "ubuntu"}
 @pytest.fixture
 def turn_held(app, monkeypatch):
     """``with turn_held():`` another thread holds this process's turn to write; the busy timeout is 50 ms."""
-    monkeypatch.setattr(models, "SQLITE_TIMEOUT", 0.05)
+    monkeypatch.setattr(db, "WRITE_DEADLINE", 0.05)
     lock = app.extensions["images_api"].database.write_lock
 
     @contextlib.contextmanager

@@ -1,0 +1,339 @@
+"""The database at request time (README: Storage, Scaling out).
+
+One module owns it, as flaskr's ``db.py`` does: opening the database of each
+app, a connection for each request (kept per thread on SQLite, taken from a
+bounded pool on PostgreSQL and MariaDB/MySQL), the rows kept per thread on
+SQLite, the write turn, the health query, and the two named ways a database
+fails a request: ``DatabaseBusy`` and ``DatabaseUnavailable``, both a JSON 503.
+"""
+
+import contextlib
+import os
+import threading
+from urllib.parse import parse_qsl, urlsplit
+
+import peewee
+from flask import current_app, g
+from playhouse import db_url
+from playhouse.pool import MaxConnectionsExceeded, PooledDatabase
+from werkzeug.exceptions import ServiceUnavailable
+
+#: SQLite settings for every connection: WAL lets readers run beside a writer,
+#: ``synchronous=FULL`` makes a commit survive a crash (no speed bought with
+#: durability), and the busy timeout makes writers queue instead of failing.
+SQLITE_PRAGMAS = {"journal_mode": "wal", "synchronous": "full", "foreign_keys": 1}
+WRITE_DEADLINE = 30  # seconds a write may wait for its turn, or a request for a pooled connection
+CONNECT_TIMEOUT = 5  # seconds to reach a database server before the request is a 503
+
+#: Column type of ``models.ExactText`` on each database: text compared, kept
+#: unique and sorted by code point, as SQLite's BINARY does (README: The API).
+#: PostgreSQL's "C" collation compares bytes; MariaDB's ``utf8mb4_nopad_bin``
+#: compares code points and, unlike ``utf8mb4_bin``, counts trailing spaces.
+EXACT_TEXT = {
+    peewee.SqliteDatabase: "VARCHAR({length})",
+    peewee.PostgresqlDatabase: 'VARCHAR({length}) COLLATE "C"',
+    peewee.MySQLDatabase: "VARCHAR({length}) CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin",
+}
+
+#: ``pip install 'images-api[EXTRA]'`` brings the driver a URL scheme needs.
+EXTRAS = {"postgres": "postgresql", "postgresql": "postgresql", "mysql": "mysql"}
+
+#: Options each server database's connections get, unless the URL sets them.
+SERVER_OPTIONS = {
+    "postgres": {"connect_timeout": CONNECT_TIMEOUT},
+    "postgresql": {"connect_timeout": CONNECT_TIMEOUT},
+    # Strict: a value the column cannot hold is an error, never cut short.
+    "mysql": {"connect_timeout": CONNECT_TIMEOUT, "sql_mode": "STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION"},
+}
+
+
+class DatabaseBusy(ServiceUnavailable):
+    """503: the database stayed locked past the write deadline, or every pooled connection stayed in use."""
+
+    description = "The database is busy; retry shortly."
+
+    def __init__(self, description=None):
+        super().__init__(description, retry_after=1)
+
+
+class DatabaseUnavailable(ServiceUnavailable):
+    """503: the database cannot be reached, opened or read, is full, or is not the file the service opened."""
+
+    description = "The database is unavailable; retry shortly."
+
+    def __init__(self, description=None):
+        super().__init__(description, retry_after=5)
+
+
+class AppDatabase(peewee.DatabaseProxy):
+    """Stands for the database of the Flask app in context.
+
+    Each app opens its own database in ``init_app``; resolving it per app, not
+    once per process, keeps two apps in one process (tests, host apps) from
+    writing to each other's databases.
+    """
+
+    __slots__ = ()
+
+    def __init__(self):
+        pass
+
+    @property
+    def obj(self):
+        return current_app.extensions["images_api"].database
+
+
+database = AppDatabase()
+
+
+def open_database(url, connections=4):
+    """Open the database at ``url`` (any scheme ``playhouse.db_url`` knows); returns it unconnected.
+
+    SQLite gets WAL, full sync, a busy timeout and ``BEGIN IMMEDIATE`` writes,
+    and each thread keeps its connection. A PostgreSQL or MariaDB/MySQL URL
+    gets a pool of at most ``connections`` (``playhouse.pool``; a ``+pool``
+    scheme is taken as it is), checked before each use. Options in the URL's
+    query win over ours. Raises ``ValueError`` for a URL that names no known
+    database or an in-memory SQLite one.
+    """
+    parts = urlsplit(url)
+    family = parts.scheme.partition("+")[0]
+    given = {key for key, _ in parse_qsl(parts.query, keep_blank_values=True)}
+    params = {}
+    if family == "sqlite":
+        params = {"pragmas": SQLITE_PRAGMAS, "timeout": WRITE_DEADLINE, "lock_type": "IMMEDIATE"}
+    elif family in SERVER_OPTIONS:
+        if not parts.scheme.endswith("+pool"):
+            url = f"{family}+pool{url[len(parts.scheme):]}"
+        params = {"max_connections": connections, "timeout": WRITE_DEADLINE, **SERVER_OPTIONS[family]}
+    params = {key: value for key, value in params.items() if key not in given}
+    try:
+        db = db_url.connect(url, **params)
+    except RuntimeError as error:  # db_url's word for an unknown scheme
+        raise ValueError(f"unsupported database URL: {error}") from None
+    except TypeError as error:  # a query parameter the database class does not take
+        raise ValueError(f"a parameter of the URL is not one the database takes: {error}") from None
+    for kind, column in EXACT_TEXT.items():
+        if isinstance(db, kind):
+            db._field_types["EXACT"] = column
+    db.pooled = isinstance(db, PooledDatabase)
+    db.extra = EXTRAS.get(family)
+    db.file = None  # (path, device, inode) of the SQLite file, once open: see check_file()
+    # Each thread opens its own connection, and each connection to an
+    # in-memory SQLite database would see an empty one of its own.
+    if isinstance(db, peewee.SqliteDatabase):
+        if db.database in ("", ":memory:") or "mode=memory" in db.database:
+            raise ValueError("in-memory SQLite cannot be shared between threads; name a file (sqlite:///images.db)")
+        if not db.database.startswith("file:"):
+            # A later chdir must not move the service to another file.
+            db.init(os.path.abspath(db.database))
+    # SQLite takes one writer at a time and makes the others poll, sleeping
+    # 1, 2, 5, ... 100 ms between tries; queueing this process's writers on a
+    # lock first hands the turn on the moment a commit ends.
+    sqlite = isinstance(db, peewee.SqliteDatabase) and not db.pooled
+    db.write_lock = threading.RLock() if sqlite else None
+    db.lookup_sql = {}  # (model, field name) -> SQL, see lookup()
+    db.read_rows = ReadRows() if sqlite else None
+    return db
+
+
+def missing_driver(db):
+    """The start-up message for ``db`` whose driver is not installed, naming the extra that brings it."""
+    if db.extra:
+        return f"the driver for this database is not installed: pip install 'images-api[{db.extra}]'"
+    return "the driver for this database is not installed"
+
+
+def remember_file(db):
+    """Note which file ``db`` (SQLite, connected) is, so that a deleted or replaced one is noticed."""
+    if isinstance(db, peewee.SqliteDatabase) and not db.database.startswith("file:"):
+        status = os.stat(db.database)
+        db.file = (db.database, status.st_dev, status.st_ino)
+
+
+def check_file(db):
+    """Raise ``DatabaseUnavailable`` when the SQLite file ``db`` opened was deleted or replaced.
+
+    Writes would go on succeeding into the old file, and all be gone at the
+    next start (README: Storage).
+    """
+    if db.file is None:
+        return
+    path, device, inode = db.file
+    try:
+        status = os.stat(path)
+    except OSError:
+        status = None
+    if status is None or (status.st_dev, status.st_ino) != (device, inode):
+        raise DatabaseUnavailable(
+            "The database file was deleted or replaced since the service opened it; restart the service."
+        )
+
+
+def connect():
+    """Before-request hook of the API: this request's connection, and the rows it may take from memory.
+
+    SQLite: each thread opens its connection on its first request and keeps
+    it (opening one per request, pragmas and WAL files, was a third of an
+    authorized GET). Server databases: a connection from the pool, which
+    replaces one the server has closed; ``release`` gives it back.
+    """
+    db = database.obj
+    db.connect(reuse_if_open=True)
+    check_file(db)
+    if db.read_rows is not None:
+        g.setdefault(READ_ROWS, db.read_rows.current(db))
+
+
+def release(exc=None):
+    """Teardown hook: give a pooled connection back to the pool (one the server closed is dropped)."""
+    db = current_app.extensions["images_api"].database
+    if db.pooled and not db.is_closed():
+        db.close()
+
+
+def health():
+    """Whether the database answers a query, for ``/healthz``: None, or the ``ServiceUnavailable`` to answer."""
+    try:
+        connect()
+        database.execute_sql("SELECT 1")
+    except (peewee.PeeweeException, MaxConnectionsExceeded) as error:
+        return failure(error) or DatabaseUnavailable()
+    except ServiceUnavailable as error:
+        return error
+    return None
+
+
+#: Driver error codes that mean "busy, retry": SQLite's BUSY and LOCKED;
+#: PostgreSQL's lock_not_available, serialization and deadlock failures and a
+#: cancelled statement; MariaDB's lock wait timeout and deadlock.
+BUSY = {5, 6, "55P03", "40001", "40P01", "57014", 1205, 1213}
+#: Codes that mean "the disk is full": SQLite FULL, PostgreSQL disk_full,
+#: MariaDB "disk full" and "table is full".
+FULL = {13, "53100", 1021, 1114}
+#: SQLite's code for a statement that does not fit the schema (a table gone): a bug, not an outage.
+SQLITE_ERROR = 1
+
+
+def error_code(error):
+    """The driver's code for a wrapped driver ``error``: SQLite's primary code, PostgreSQL's SQLSTATE or MariaDB's number."""
+    # peewee raises its own class while handling the driver's exception.
+    cause = error.__cause__ or error.__context__ or error
+    if getattr(cause, "sqlite_errorcode", None) is not None:
+        return cause.sqlite_errorcode & 0xFF  # the extended code's primary part
+    if getattr(cause, "pgcode", None) is not None:
+        return cause.pgcode
+    if cause.args and isinstance(cause.args[0], int):
+        return cause.args[0]
+    return None
+
+
+def failure(error):
+    """The 503 that stands for ``error``, raised by peewee or its pool; None for one that is a bug (a 500).
+
+    Busy (a lock, every pooled connection in use) is ``DatabaseBusy``; a full
+    disk, and anything else that keeps the database from answering (refused
+    or lost connections, a file that cannot be opened or read), is
+    ``DatabaseUnavailable`` (README: Errors).
+    """
+    if isinstance(error, MaxConnectionsExceeded):
+        return DatabaseBusy()
+    if not isinstance(error, (peewee.OperationalError, peewee.InterfaceError, peewee.InternalError)):
+        if type(error) is not peewee.DatabaseError:  # Integrity, Programming, Data, NotSupported errors
+            return None
+    code = error_code(error)
+    if code == SQLITE_ERROR:
+        return None
+    if code in BUSY:
+        return DatabaseBusy()
+    if code in FULL:
+        return DatabaseUnavailable("The database's disk is full; writes succeed again once there is room.")
+    return DatabaseUnavailable()
+
+
+class ReadRows(threading.local):
+    """The rows ``lookup()`` read on this thread's SQLite connection, while no one has written since.
+
+    ``PRAGMA data_version`` changes when any other connection, in this process
+    or another, commits; ``total_changes`` when this one writes. Reading both
+    at the start of a request is one query where the token's user and the
+    image were two, and each query hands the GIL to another thread several
+    times (bench/README.md). A write is seen by the next request, as without
+    the rows: a reset token stops working at once (README: Storage).
+    """
+
+    #: Rows kept per thread before they are all dropped (user and image rows, a few hundred bytes each).
+    LIMIT = 1024
+
+    def __init__(self):
+        self.connection = None
+        self.version = None
+        self.rows = {}
+
+    def current(self, db):
+        """The rows read on ``db``'s connection in this thread, emptied first if the database changed.
+
+        Raises ``peewee.OperationalError`` when the database cannot be read.
+        """
+        data_version = db.execute_sql("PRAGMA data_version").fetchone()[0]
+        connection = db.connection()
+        version = (data_version, connection.total_changes)
+        # Holding the connection (not its id) keeps a new one from passing for it.
+        if connection is not self.connection or version != self.version or len(self.rows) >= self.LIMIT:
+            self.connection, self.version, self.rows = connection, version, {}
+        return self.rows
+
+
+#: Key in ``flask.g`` of the rows this request may take from memory (see ``connect``).
+READ_ROWS = "images_api_read_rows"
+
+
+def lookup(model, field, value):
+    """``model.get_or_none(field == value)``, with the SQL built once per database.
+
+    For the lookups every request makes (the user by token, the image by id):
+    peewee building the same SELECT again was most of an authorized GET. In a
+    request on SQLite, a row read since the last write comes from memory
+    (``ReadRows``). The instance is built as peewee's own query builds it.
+    """
+    db = database.obj
+    key = (model, field.name)
+    sql = db.lookup_sql.get(key)
+    if sql is None:
+        slot = "lookup value"
+        sql, params = model.select().where(field == slot).sql()
+        assert params == [slot], params
+        db.lookup_sql[key] = sql
+    # A value longer than its field allows names no row; keeping it would let
+    # a client fill memory with junk ids.
+    rows = g.get(READ_ROWS) if len(value) <= field.max_length else None
+    if rows is not None and (key, value) in rows:
+        row = rows[key, value]
+    else:
+        row = db.execute_sql(sql, (value,)).fetchone()
+        if rows is not None:
+            rows[key, value] = row
+    if row is None:
+        return None
+    return model.from_row(row)
+
+
+@contextlib.contextmanager
+def write_transaction():
+    """``database.atomic()`` for a write, entered by one thread of this process at a time on SQLite.
+
+    Waiting longer than ``WRITE_DEADLINE`` for the turn is ``DatabaseBusy``.
+    """
+    db = database.obj
+    # From here on this request reads from the database: inside the write,
+    # what it changes must be read as it is now, and after it, as changed.
+    g.pop(READ_ROWS, None)
+    lock = db.write_lock  # None off SQLite
+    if lock is not None and not lock.acquire(timeout=WRITE_DEADLINE):
+        raise DatabaseBusy()
+    try:
+        with db.atomic():
+            yield
+    finally:
+        if lock is not None:
+            lock.release()
