@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from images_api import create_app, db
 from images_api.cli import main
-from servers import SERVER_BACKENDS, ServerDatabase
+from servers import SERVER_BACKENDS, Relay, ServerDatabase
 
 ADMIN_TOKEN = "admin-token-for-tests-0123456789abcdefghij"
 #: Read before ``clean_environ`` hides every ``IMAGES_API_*`` variable from the tests.
@@ -22,14 +22,16 @@ SERVER_URLS = {name: os.environ.get(variable) for name, variable in SERVER_BACKE
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "sqlite_only: the test is about SQLite; it runs on no other backend")
+    config.addinivalue_line("markers", "server_only: the test is about database servers; it runs on no SQLite file")
 
 
 def pytest_generate_tests(metafunc):
     """Run each test that uses ``backend`` once per backend (SQLite alone where marked ``sqlite_only``)."""
     if "backend" not in metafunc.fixturenames:
         return
-    params = [pytest.param("sqlite", id="sqlite")]
-    if not metafunc.definition.get_closest_marker("sqlite_only"):
+    marked = metafunc.definition.get_closest_marker
+    params = [] if marked("server_only") else [pytest.param("sqlite", id="sqlite")]
+    if not marked("sqlite_only"):
         for name, variable in SERVER_BACKENDS.items():
             reason = f"{variable} names no {name} server"
             marks = () if SERVER_URLS[name] else pytest.mark.skip(reason=reason)
@@ -47,15 +49,31 @@ def server_databases():
 
 
 @pytest.fixture
-def database_url(backend, tmp_path, server_databases):
-    """The URL of an empty database: a SQLite file of its own, or this run's server database emptied."""
+def server_database(backend, server_databases):
+    """This run's ``ServerDatabase`` on the backend's server, emptied; None on SQLite."""
     if backend == "sqlite":
-        return f"sqlite:///{tmp_path / 'images.db'}"
+        return None
     if backend not in server_databases:
         server_databases[backend] = ServerDatabase(SERVER_URLS[backend])
     server = server_databases[backend]
     server.empty()
-    return server.url
+    return server
+
+
+@pytest.fixture
+def database_url(server_database, tmp_path):
+    """The URL of an empty database: a SQLite file of its own, or this run's server database."""
+    if server_database is None:
+        return f"sqlite:///{tmp_path / 'images.db'}"
+    return server_database.url
+
+
+@pytest.fixture
+def relay(server_database):
+    """A ``Relay`` to the test's database server, to cut and restore; ``relay.url(database_url)`` goes through it."""
+    relay = Relay(server_database.host, server_database.port)
+    yield relay
+    relay.cut()
 
 
 @pytest.fixture(autouse=True)

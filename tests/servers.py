@@ -1,5 +1,8 @@
 """Databases of this test run on the PostgreSQL and MariaDB/MySQL servers the environment names."""
 
+import contextlib
+import socket
+import threading
 import uuid
 from urllib.parse import urlsplit, urlunsplit
 
@@ -8,6 +11,7 @@ from playhouse import db_url
 
 #: Backend name -> the variable naming a server (a URL of any database on it, as an admin user).
 SERVER_BACKENDS = {"postgresql": "IMAGES_API_TEST_POSTGRESQL_URL", "mysql": "IMAGES_API_TEST_MYSQL_URL"}
+DEFAULT_PORTS = {"postgres": 5432, "postgresql": 5432, "mysql": 3306}
 
 
 class ServerDatabase:
@@ -25,6 +29,8 @@ class ServerDatabase:
         self.admin.execute_sql(f"CREATE DATABASE {self.name}")
         parts = urlsplit(admin_url)
         self.url = urlunsplit(parts._replace(path="/" + self.name))
+        self.host = parts.hostname or "127.0.0.1"
+        self.port = parts.port or DEFAULT_PORTS[parts.scheme.partition("+")[0]]
         self.database = db_url.connect(self.url)
 
     def empty(self):
@@ -40,3 +46,93 @@ class ServerDatabase:
         force = " WITH (FORCE)" if isinstance(self.admin, PostgresqlDatabase) else ""
         self.admin.execute_sql(f"DROP DATABASE IF EXISTS {self.name}{force}")
         self.admin.close()
+
+
+def kill_sessions(admin, name):
+    """End, from the server's side, every session connected to database ``name`` but ``admin``'s own.
+
+    As an administrator's kill, a restart or an idle timeout would end them.
+    """
+    if isinstance(admin, PostgresqlDatabase):
+        admin.execute_sql(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            (name,),
+        )
+        return
+    own = admin.execute_sql("SELECT CONNECTION_ID()").fetchone()[0]
+    sessions = admin.execute_sql("SELECT id FROM information_schema.processlist WHERE db = %s AND id <> %s", (name, own))
+    for (session,) in sessions.fetchall():
+        admin.execute_sql(f"KILL {int(session)}")
+
+
+class Relay:
+    """A TCP relay from a free port of 127.0.0.1 to a database server, which a test can cut and restore.
+
+    ``cut()`` closes every relayed connection and refuses new ones, as a
+    server that is restarting or out of reach does; ``restore()`` relays
+    again on the same port. ``url(url)`` is ``url`` pointed at the relay.
+    """
+
+    def __init__(self, host, port):
+        self.target = (host, port)
+        self.lock = threading.Lock()
+        self.connections = set()
+        self.listener = None
+        self.port = 0
+        self.restore()
+
+    def url(self, url):
+        parts = urlsplit(url)
+        credentials = parts.netloc.rpartition("@")[0]
+        return urlunsplit(parts._replace(netloc=f"{credentials}{'@' if credentials else ''}127.0.0.1:{self.port}"))
+
+    def restore(self):
+        """Accept and relay connections (again) on the relay's port."""
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(64)
+        self.listener, self.port = listener, listener.getsockname()[1]
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def cut(self):
+        """Refuse new connections and close every relayed one."""
+        with contextlib.suppress(OSError):  # already cut
+            self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() waiting on it
+        self.listener.close()
+        self.drop()
+
+    def drop(self):
+        """Close every relayed connection, leaving the relay accepting new ones."""
+        with self.lock:
+            connections, self.connections = self.connections, set()
+        for sock in connections:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            sock.close()
+
+    def _accept(self, listener):
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return  # cut
+            try:
+                server = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            server.settimeout(None)
+            with self.lock:
+                self.connections.update((client, server))
+            for source, sink in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    def _pump(self, source, sink):
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)

@@ -248,6 +248,20 @@ def test_untrusted_remote_user_is_ignored(client, admin_headers, alice):
     assert listing(client, admin_headers) == []
 
 
+def test_a_user_name_in_another_case_is_another_user(trusting_client, make_user, alice, admin_headers):
+    assert_error(trusting_client.get("/v3/images", environ_base={"REMOTE_USER": "ADMIN"}), 403)
+    assert_error(trusting_client.get("/v3/images", environ_base={"REMOTE_USER": "Alice"}), 403)
+    make_user("ADMIN", "read_images")
+    make_user("alicé", "read_images")
+    assert trusting_client.get("/v3/images", environ_base={"REMOTE_USER": "ADMIN"}).status_code == 200
+    assert_error(trusting_client.delete("/v3/image/ami-x", environ_base={"REMOTE_USER": "ADMIN"}), 403)
+
+
+@pytest.mark.parametrize("name", ["al\x00ice", "alice ", " alice", "al:ice", "a" * 65])
+def test_a_remote_user_that_cannot_be_a_user_name_is_403(trusting_client, alice, name):
+    assert_error(trusting_client.get("/v3/images", environ_base={"REMOTE_USER": name}), 403)
+
+
 @pytest.mark.parametrize("value, trusted", [("1", True), ("true", True), ("0", False), ("false", False)])
 def test_trust_remote_user_from_the_environment(monkeypatch, config, alice, value, trusted):
     monkeypatch.setenv("IMAGES_API_TRUST_REMOTE_USER", value)

@@ -5,9 +5,12 @@ list route that a refused request stored, changed and deleted nothing.
 """
 
 import base64
+import contextlib
 import io
 import json
-import contextlib
+import os
+import sqlite3
+from pathlib import Path
 
 import pytest
 from support import (
@@ -722,3 +725,39 @@ def test_malformed_path_id_is_404_without_echoing_it(client, admin_headers, capl
 def test_unopenable_database_is_503_on_the_routes(app, admin_headers, tmp_path):
     app.extensions["images_api"].database.init(str(tmp_path / "gone" / "images.db"))
     assert_error(app.test_client().get("/v3/images", headers=admin_headers), 503)
+
+
+@pytest.fixture
+def database_file(database_url):
+    """The path of the test's SQLite file."""
+    return Path(database_url.removeprefix("sqlite:///"))
+
+
+def replaced_by_another(path):
+    other = path.with_name("other.db")
+    sqlite3.connect(other).execute("CREATE TABLE t (x)").connection.close()
+    os.replace(other, path)
+
+
+def deleted(path):
+    for name in (path.name, path.name + "-wal", path.name + "-shm"):
+        path.with_name(name).unlink(missing_ok=True)
+
+
+def overwritten(path):
+    """Every page written to the file first, then the file overwritten: nothing readable is left."""
+    sqlite3.connect(path).execute("PRAGMA wal_checkpoint(TRUNCATE)").connection.close()
+    with open(path, "r+b") as file:
+        file.write(b"not a database at all " * 200)
+
+
+@pytest.mark.sqlite_only
+@pytest.mark.parametrize("change", [deleted, replaced_by_another, overwritten])
+def test_a_database_file_changed_under_the_service_is_503_and_takes_no_write(client, admin_headers, database_file, change):
+    assert client.post("/v3/image", json=SEED, headers=admin_headers).status_code == 200
+    change(database_file)
+    for route in ROUTES:
+        body = assert_error(route.open(client, admin_headers), 503)
+        assert "database" in body["message"]
+    assert_error(client.get("/healthz"), 503)
+

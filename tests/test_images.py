@@ -153,6 +153,57 @@ def test_id_can_be_created_again_after_delete(client, admin_headers, create):
     assert listing(client, admin_headers) == [second]
 
 
+# -- exact strings on every backend (README: The API) -----------------------------
+
+
+def test_an_id_in_another_case_names_no_image(client, admin_headers, create):
+    kept = create(id="keep-me")
+    canonical = create(id="Canonical:UbuntuServer:22.04:latest")
+    assert_error(client.delete("/v3/image/KEEP-ME", headers=admin_headers), 404)
+    assert_error(client.put("/v3/image/canonical:ubuntuserver:22.04:LATEST", json={"name": "x"}, headers=admin_headers), 404)
+    assert_error(client.get("/v3/image/Keep-Me", headers=admin_headers), 404)
+    assert listing(client, admin_headers) == [canonical, kept]
+
+
+@pytest.mark.parametrize("path_id", ["ec2%C3%ADmg", "a%00b", "ec2img%20", "%20ec2img", "ec2img%09"])
+def test_a_path_id_that_breaks_the_rule_is_404_whatever_is_stored(client, admin_headers, create, path_id):
+    create(id="ec2img")
+    create(id="ab")
+    assert_error(client.get(f"/v3/image/{path_id}", headers=admin_headers), 404)
+    assert_error(client.put(f"/v3/image/{path_id}", json={"name": "x"}, headers=admin_headers), 404)
+    assert_error(client.delete(f"/v3/image/{path_id}", headers=admin_headers), 404)
+    assert [i["id"] for i in listing(client, admin_headers)] == ["ab", "ec2img"]
+
+
+def test_marker_compares_by_code_point(client, admin_headers, create):
+    for image_id in ["a", "B", "c", "_"]:
+        create(id=image_id)
+    resp = client.get("/v3/images?marker=B", headers=admin_headers)
+    assert [i["id"] for i in body_of(resp)] == ["_", "a", "c"]
+
+
+def test_names_are_kept_to_the_code_point(client, admin_headers, create):
+    names = ["Ubuntu ", "Ubuntu", "ubuntu", "Übuntu", "Ubuntu 🚀", "Ubuntu  "]
+    for n, name in enumerate(names):
+        create(id=f"img-{n}", name=name)
+    assert [i["name"] for i in listing(client, admin_headers)] == names
+
+
+def test_the_columns_themselves_compare_exactly(app, create):
+    """The rule is the columns', not only the API's queries': what any SQL sees (README: The API)."""
+    create(id="keep-me", provider="ec2")
+    database = app.extensions["images_api"].database
+    with app.app_context(), database.connection_context():
+        param = database.param
+        for sql, values in [
+            (f"SELECT COUNT(*) FROM images WHERE id = {param}", ["KEEP-ME"]),
+            (f"SELECT COUNT(*) FROM images WHERE provider = {param}", ["EC2"]),
+            (f"SELECT COUNT(*) FROM images WHERE id > {param}", ["keep-me"]),
+            (f"SELECT COUNT(*) FROM users WHERE name = {param}", ["ADMIN"]),
+        ]:
+            assert database.execute_sql(sql, values).fetchone()[0] == 0, sql
+
+
 # -- list ----------------------------------------------------------------------
 
 

@@ -12,12 +12,13 @@ import time
 import warnings
 from pathlib import Path
 
+import peewee
 import pytest
 from support import TIMEOUT, call, free_port, quiet_environ, wait_listening
 
 from images_api import create_app
 from images_api.logs import BatchedStreamHandler, EveryMinute
-from images_api.settings import masked_url
+from images_api.settings import SettingError, masked_url
 
 pytestmark = pytest.mark.sqlite_only  # SQLite's own behaviour, or not about the database
 
@@ -203,6 +204,25 @@ def test_app_py_serves_on_when_its_standard_error_is_closed(tmp_path, admin_toke
     finally:
         process.kill()
         process.wait(timeout=TIMEOUT)
+
+
+@pytest.mark.parametrize(
+    "url, driver, extra",
+    [("postgresql://u@127.0.0.1:1/db", "psycopg2", "postgresql"), ("mysql://u@127.0.0.1:1/db", "mysql", "mysql")],
+)
+def test_a_url_whose_driver_is_missing_names_the_extra(monkeypatch, url, driver, extra):
+    monkeypatch.setattr(peewee, driver, None)  # as peewee finds it when the driver is not installed
+    with pytest.raises(SettingError) as raised:
+        create_app({"IMAGES_API_DATABASE_URL": url})
+    assert str(raised.value) == f"cannot use the database {url}: the driver for this database is not installed: pip install 'images-api[{extra}]'"
+
+
+@pytest.mark.parametrize("url", ["postgresql://u@127.0.0.1:{port}/db", "mysql://u@127.0.0.1:{port}/db"])
+def test_a_server_that_does_not_answer_at_start_is_one_line(url):
+    with pytest.raises(SettingError) as raised:
+        create_app({"IMAGES_API_DATABASE_URL": url.format(port=free_port())})
+    assert str(raised.value).startswith("cannot use the database ")
+    assert "\n" not in str(raised.value)
 
 
 def test_database_password_is_masked():

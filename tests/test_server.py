@@ -301,6 +301,54 @@ def test_racing_creates_across_two_processes(spawn, database_url, admin_token):
     assert Counter(in_parallel([racer(w) for w in range(THREADS)])) == {200: 1, 409: THREADS - 1}
 
 
+@pytest.mark.server_only
+def test_a_database_server_out_of_reach_under_load_gives_200s_and_503s_and_loses_no_200(spawn, relay, database_url, admin_token):
+    """Two instances on one server database; it goes away under their writers and comes back (README: Scaling out)."""
+    url = relay.url(database_url)
+    ports = [spawn(url).port, spawn(url).port]
+    lock = threading.Lock()
+    statuses, stored = Counter(), []
+    before, unreachable, restored, recovered, stop = (threading.Event() for _ in range(5))
+    after = []
+
+    def writer(worker):
+        for n in range(5000):  # bounded: the events below end it long before
+            if stop.is_set():
+                return
+            image_id = f"w{worker}-{n}"
+            status = call(ports[n % 2], "POST", "/v3/image", image(id=image_id), token=admin_token).status
+            with lock:
+                statuses[status] += 1
+                if status == 200:
+                    stored.append(image_id)
+                    (after if restored.is_set() else []).append(image_id)
+                if len(stored) >= 20:
+                    before.set()
+                if status == 503:
+                    unreachable.set()
+                if len(after) >= 20:
+                    recovered.set()
+
+    writers = [threading.Thread(target=writer, args=(worker,)) for worker in range(4)]
+    for thread in writers:
+        thread.start()
+    try:
+        assert before.wait(TIMEOUT)
+        relay.cut()
+        assert unreachable.wait(TIMEOUT)
+        relay.restore()
+        restored.set()
+        assert recovered.wait(TIMEOUT), statuses
+    finally:
+        stop.set()
+        for thread in writers:
+            thread.join(TIMEOUT)
+    assert set(statuses) == {200, 503}, statuses
+    for port in ports:
+        listed = {item["id"] for item in listing(port, admin_token)}
+        assert listed >= set(stored), set(stored) - listed
+
+
 # -- errors through a real server --------------------------------------------------------
 
 

@@ -1,0 +1,53 @@
+"""A database server that ends sessions, goes out of reach and comes back (README: Errors, Scaling out)."""
+
+import pytest
+from servers import kill_sessions
+from support import ROUTES, SEED, assert_error, route_params
+
+from images_api import create_app
+
+pytestmark = pytest.mark.server_only
+
+
+@pytest.fixture
+def relayed(config, relay, database_url, admin_headers):
+    """A client of an app whose database connections go through ``relay``, with the seed image stored."""
+    client = create_app({**config, "IMAGES_API_DATABASE_URL": relay.url(database_url)}).test_client()
+    assert client.post("/v3/image", json=SEED, headers=admin_headers).status_code == 200
+    return client
+
+
+def test_sessions_the_server_ended_are_replaced_before_use(client, admin_headers, server_database):
+    assert client.post("/v3/image", json=SEED, headers=admin_headers).status_code == 200
+    for _ in range(3):
+        kill_sessions(server_database.admin, server_database.name)
+        assert client.get("/v3/images", headers=admin_headers).get_json() == [SEED]
+        assert client.get("/healthz").status_code == 200
+
+
+def test_connections_cut_under_the_app_are_replaced_before_use(relayed, relay, admin_headers):
+    relay.drop()
+    assert relayed.get("/v3/image/ami-seed", headers=admin_headers).status_code == 200
+    relay.drop()
+    assert relayed.put("/v3/image/ami-seed", json={"name": "kept"}, headers=admin_headers).status_code == 200
+    assert relayed.get("/v3/image/ami-seed", headers=admin_headers).get_json()["name"] == "kept"
+
+
+@pytest.mark.parametrize("route", route_params(ROUTES))
+def test_out_of_reach_is_503_with_retry_after_then_recovers(relayed, relay, admin_headers, route):
+    relay.cut()
+    body = assert_error(route.open(relayed, admin_headers), 503)
+    assert body["message"] == "The database is unavailable; retry shortly."
+    assert route.open(relayed, admin_headers).headers["Retry-After"] == "5"
+    assert_error(relayed.get("/healthz"), 503)
+    relay.restore()
+    assert relayed.get("/healthz").status_code == 200
+    assert route.open(relayed, admin_headers).status_code == 200
+
+
+def test_nothing_changes_while_out_of_reach(relayed, relay, admin_headers):
+    relay.cut()
+    for route in ROUTES:
+        assert route.open(relayed, admin_headers).status_code == 503
+    relay.restore()
+    assert relayed.get("/v3/images", headers=admin_headers).get_json() == [SEED]
