@@ -184,16 +184,22 @@ def test_writes_through_one_process_are_read_at_once_by_another(spawn, database_
     assert {r.status for r in from_every_thread(reader.port, "/v3/image/ami-1", admin_token)} == {404}
 
 
-def test_a_token_reset_in_another_process_fails_at_once_on_every_thread(spawn, database_url):
-    server = spawn(database_url)
+def test_a_token_reset_or_user_removed_by_the_cli_acts_on_every_instance_at_once(spawn, database_url):
+    servers = [spawn(database_url), spawn(database_url)]
+
+    def statuses(token):
+        return {r.status for server in servers for r in from_every_thread(server.port, "/v3/images", token)}
+
     old = images_api_command("user", "add", "alice", "--policy", "read_images", "--database", database_url)
     for _ in range(2):
-        assert {r.status for r in from_every_thread(server.port, "/v3/images", old)} == {200}
+        assert statuses(old) == {200}
     new = images_api_command("user", "reset-token", "alice", "--database", database_url)
-    assert {r.status for r in from_every_thread(server.port, "/v3/images", old)} == {401}
-    assert {r.status for r in from_every_thread(server.port, "/v3/images", new)} == {200}
+    assert statuses(old) == {401}
+    assert statuses(new) == {200}
     images_api_command("user", "set-policies", "alice", "create_image", "--database", database_url)
-    assert {r.status for r in from_every_thread(server.port, "/v3/images", new)} == {403}
+    assert statuses(new) == {403}
+    images_api_command("user", "remove", "alice", "--database", database_url)
+    assert statuses(new) == {401}
 
 
 # -- concurrency ------------------------------------------------------------------------
