@@ -8,10 +8,9 @@ from flask import Flask
 from peewee import DatabaseError, ImproperlyConfigured, InterfaceError
 from playhouse.pool import MaxConnectionsExceeded
 
-from . import db, errors, health, logs, settings
-from .auth import create_admin
+from . import db, errors, health, logs, schema, settings
+from .auth import first_start
 from .cli import user_cli
-from .models import create_tables
 from .proxy import TrustedProxy
 from .schemas import ImageQuerySchema, ImageSchema, ImageUpdateSchema, NoQuerySchema
 from .views import bp, is_api_path
@@ -31,8 +30,9 @@ def init_app(app, *, standalone=False):
     """Add the API to ``app`` (a Flask app), configured from its ``IMAGES_API_*`` keys.
 
     Registers the ``/v3`` blueprint with its JSON errors and access log, opens
-    the database and creates missing tables, adds the ``user`` CLI group, and
-    on a first start creates the ``admin`` user. The host's own routes and
+    the database and brings its schema up to date (``schema.ensure_current``),
+    adds the ``user`` CLI group, and on the database's first start creates the
+    ``admin`` user. The host's own routes and
     error handlers stay as they were. ``standalone`` (for ``create_app``)
     means the app is the API and nothing else: every request is logged.
     Raises ``settings.SettingError`` for a malformed setting or a database
@@ -61,13 +61,16 @@ def init_app(app, *, standalone=False):
     app.cli.add_command(user_cli)
     url = settings.masked_url(config.database_url)
     try:
-        # Closed again at once: a server that forks workers after loading the
-        # app (gunicorn --preload) must not hand them a shared connection.
-        with app.app_context(), database.connection_context():
-            create_tables()
+        # Closed again at once (a pool's too): a server that forks workers
+        # after loading the app (gunicorn --preload) must not hand them a
+        # shared connection.
+        with app.app_context(), db.closing_pool(database), database.connection_context():
+            schema.ensure_current(database, config.auto_upgrade, url)
             db.remember_file(database)
             if config.create_admin:
-                create_admin(config.admin_token)
+                first_start(config.admin_token)
+    except schema.SchemaError as error:
+        raise settings.SettingError(f"cannot use the database {url}: {error}") from None
     except ImproperlyConfigured:
         raise settings.SettingError(f"cannot use the database {url}: {db.missing_driver(database)}") from None
     except (DatabaseError, InterfaceError, MaxConnectionsExceeded) as error:

@@ -11,7 +11,7 @@ from peewee import IntegrityError
 from werkzeug.exceptions import Unauthorized
 
 from .db import database, lookup
-from .models import User
+from .models import FirstStart, User
 
 POLICIES = ("read_images", "create_image", "delete_image")
 
@@ -69,28 +69,35 @@ def add_user(name, policies, token=None):
     return token
 
 
-def create_admin(token=None):
-    """On a first start (no users at all), create ``admin`` with every policy.
+def first_start(token=None):
+    """The database's first start, once in its life: create ``admin`` with every policy, unless users exist.
 
     The token is ``token`` when given; else a fresh one, printed once to
-    standard error (contract: Command line). Returns True if it created it.
+    standard error. Later starts create nobody, even with no users left; a
+    ``token`` given then is not used, and one warning line says so (README:
+    Users and tokens). Returns True if it created ``admin``.
     """
-    fresh = token is None
-    with database.atomic():
-        if User.select().exists():
-            return False
-        try:
-            token = add_user("admin", POLICIES, token)
-        except ValueError:  # another process created it first
-            return False
-    if fresh:
+    try:
+        with database.atomic():
+            if FirstStart.select().exists():
+                created = None  # done before
+            else:
+                FirstStart.create(id=1)
+                created = not User.select().exists()
+                if created:
+                    fresh = add_user("admin", POLICIES, token)
+    except IntegrityError:  # another instance's first start, at the same moment
+        return False
+    if created is None and token:
+        print("images-api: IMAGES_API_ADMIN_TOKEN was not used: this database's first start is done", file=sys.stderr, flush=True)
+    if created and token is None:
         print(
             "images-api: first start, created user 'admin' with every policy. "
-            "Its API token, shown only this once:\n" + token,
+            "Its API token, shown only this once:\n" + fresh,
             file=sys.stderr,
             flush=True,
         )
-    return True
+    return bool(created)
 
 
 def authenticate():

@@ -25,16 +25,6 @@ SQLITE_PRAGMAS = {"journal_mode": "wal", "synchronous": "full", "foreign_keys": 
 WRITE_DEADLINE = 30  # seconds a write may wait for its turn, or a request for a pooled connection
 CONNECT_TIMEOUT = 5  # seconds to reach a database server before the request is a 503
 
-#: Column type of ``models.ExactText`` on each database: text compared, kept
-#: unique and sorted by code point, as SQLite's BINARY does (README: The API).
-#: PostgreSQL's "C" collation compares bytes; MariaDB's ``utf8mb4_nopad_bin``
-#: compares code points and, unlike ``utf8mb4_bin``, counts trailing spaces.
-EXACT_TEXT = {
-    peewee.SqliteDatabase: "VARCHAR({length})",
-    peewee.PostgresqlDatabase: 'VARCHAR({length}) COLLATE "C"',
-    peewee.MySQLDatabase: "VARCHAR({length}) CHARACTER SET utf8mb4 COLLATE utf8mb4_nopad_bin",
-}
-
 #: ``pip install 'images-api[EXTRA]'`` brings the driver a URL scheme needs.
 EXTRAS = {"postgres": "postgresql", "postgresql": "postgresql", "mysql": "mysql"}
 
@@ -113,9 +103,6 @@ def open_database(url, connections=4):
         raise ValueError(f"unsupported database URL: {error}") from None
     except TypeError as error:  # a query parameter the database class does not take
         raise ValueError(f"a parameter of the URL is not one the database takes: {error}") from None
-    for kind, column in EXACT_TEXT.items():
-        if isinstance(db, kind):
-            db._field_types["EXACT"] = column
     db.pooled = isinstance(db, PooledDatabase)
     db.extra = EXTRAS.get(family)
     db.file = None  # (path, device, inode) of the SQLite file, once open: see check_file()
@@ -135,6 +122,16 @@ def open_database(url, connections=4):
     db.lookup_sql = {}  # (model, field name) -> SQL, see lookup()
     db.read_rows = ReadRows() if sqlite else None
     return db
+
+
+@contextlib.contextmanager
+def closing_pool(db):
+    """Close the idle connections of ``db``'s pool, if it has one, when the block ends."""
+    try:
+        yield
+    finally:
+        if db.pooled:
+            db.close_idle()
 
 
 def missing_driver(db):

@@ -1,23 +1,14 @@
-"""Peewee models: images and users (README: The API, Authentication)."""
+"""Peewee models: images, users and the first start (README: The API, Authentication).
+
+The tables are made and changed by the migrations (``images_api/migrations``),
+which declare every text column to compare by code point on every database.
+"""
+
+import datetime
 
 import peewee
 
 from .db import database
-
-
-class ExactText(peewee.CharField):
-    """A string compared, kept unique and sorted by code point on every database.
-
-    Its column type comes from the database's field types under ``EXACT``
-    (``db.EXACT_TEXT``): a binary collation where the default would fold
-    case, accents or trailing spaces (README: The API).
-    """
-
-    field_type = "EXACT"
-
-    def ddl_datatype(self, ctx):
-        column = ctx.state.field_types.get(self.field_type, "VARCHAR({length})")
-        return peewee.SQL(column.format(length=self.max_length))
 
 
 class BaseModel(peewee.Model):
@@ -33,10 +24,10 @@ class BaseModel(peewee.Model):
 class Image(BaseModel):
     """A cloud machine image: where it lives and whom to log in as."""
 
-    id = ExactText(max_length=255, primary_key=True)
-    provider = ExactText(max_length=64, index=True)
-    remote_user = ExactText(max_length=64)
-    name = ExactText(max_length=255, default="")
+    id = peewee.CharField(max_length=255, primary_key=True)
+    provider = peewee.CharField(max_length=64, index=True)
+    remote_user = peewee.CharField(max_length=64)
+    name = peewee.CharField(max_length=255, default="")
 
     class Meta:
         table_name = "images"
@@ -45,9 +36,9 @@ class Image(BaseModel):
 class User(BaseModel):
     """An API user: a name, its policies and the SHA-256 of its one token."""
 
-    name = ExactText(max_length=64, unique=True)
+    name = peewee.CharField(max_length=64, unique=True)
     policies = peewee.TextField(default="")  # space-separated policy names
-    token_hash = ExactText(max_length=64, unique=True)
+    token_hash = peewee.CharField(max_length=64, unique=True)
 
     class Meta:
         table_name = "users"
@@ -58,6 +49,11 @@ class User(BaseModel):
         return frozenset(self.policies.split())
 
 
-def create_tables():
-    """Create the missing tables on the database of the app in context."""
-    database.create_tables([Image, User], safe=True)
+class FirstStart(BaseModel):
+    """One row once the database's first start is done (README: Users and tokens)."""
+
+    id = peewee.IntegerField(primary_key=True)
+    done = peewee.DateTimeField(default=datetime.datetime.now)
+
+    class Meta:
+        table_name = "first_start"

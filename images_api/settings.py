@@ -24,6 +24,7 @@ DEFAULTS = {
     "IMAGES_API_TRUST_REMOTE_USER": False,
     "IMAGES_API_ADMIN_TOKEN": None,
     "IMAGES_API_CREATE_ADMIN": True,
+    "IMAGES_API_AUTO_UPGRADE": True,
     "IMAGES_API_LOG_LEVEL": "INFO",
     "IMAGES_API_TRUSTED_PROXY": "",
     "IMAGES_API_THREADS": 4,
@@ -55,6 +56,7 @@ class Settings:
     trust_remote_user: bool
     admin_token: str | None
     create_admin: bool
+    auto_upgrade: bool
     log_level: int
     trusted_proxies: tuple
     threads: int
@@ -149,6 +151,7 @@ def read(config):
         trust_remote_user=flag("IMAGES_API_TRUST_REMOTE_USER", values["IMAGES_API_TRUST_REMOTE_USER"]),
         admin_token=admin_token,
         create_admin=flag("IMAGES_API_CREATE_ADMIN", values["IMAGES_API_CREATE_ADMIN"]),
+        auto_upgrade=flag("IMAGES_API_AUTO_UPGRADE", values["IMAGES_API_AUTO_UPGRADE"]),
         log_level=log_level("IMAGES_API_LOG_LEVEL", values["IMAGES_API_LOG_LEVEL"]),
         trusted_proxies=networks("IMAGES_API_TRUSTED_PROXY", values["IMAGES_API_TRUSTED_PROXY"]),
         threads=whole_number("IMAGES_API_THREADS", values["IMAGES_API_THREADS"], 1, MAX_THREADS),

@@ -9,6 +9,8 @@ from urllib.parse import urlsplit, urlunsplit
 from peewee import PostgresqlDatabase
 from playhouse import db_url
 
+from images_api.schema import HISTORY
+
 #: Backend name -> the variable naming a server (a URL of any database on it, as an admin user).
 SERVER_BACKENDS = {"postgresql": "IMAGES_API_TEST_POSTGRESQL_URL", "mysql": "IMAGES_API_TEST_MYSQL_URL"}
 DEFAULT_PORTS = {"postgres": 5432, "postgresql": 5432, "mysql": 3306}
@@ -34,11 +36,20 @@ class ServerDatabase:
         self.database = db_url.connect(self.url)
 
     def empty(self):
-        """Delete every row of every table of the database."""
+        """Delete every row of every table of the database but the schema's history, which stays current."""
         with self.database.connection_context():
             opening, closing = self.database.quote
             for table in self.database.get_tables():
-                self.database.execute_sql(f"DELETE FROM {opening}{table}{closing}")
+                if table != HISTORY:
+                    self.database.execute_sql(f"DELETE FROM {opening}{table}{closing}")
+
+    def sessions(self):
+        """How many sessions are connected to the database (the admin's own is connected to another)."""
+        if isinstance(self.admin, PostgresqlDatabase):
+            sql = "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = %s"
+        else:
+            sql = "SELECT COUNT(*) FROM information_schema.processlist WHERE db = %s"
+        return self.admin.execute_sql(sql, (self.name,)).fetchone()[0]
 
     def drop(self):
         """Drop the database, closing whatever connections are still open to it."""
@@ -101,6 +112,14 @@ class Relay:
             self.listener.shutdown(socket.SHUT_RDWR)  # wakes the accept() waiting on it
         self.listener.close()
         self.drop()
+
+    def sessions(self):
+        """How many sessions are connected to the database (the admin's own is connected to another)."""
+        if isinstance(self.admin, PostgresqlDatabase):
+            sql = "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = %s"
+        else:
+            sql = "SELECT COUNT(*) FROM information_schema.processlist WHERE db = %s"
+        return self.admin.execute_sql(sql, (self.name,)).fetchone()[0]
 
     def drop(self):
         """Close every relayed connection, leaving the relay accepting new ones."""

@@ -177,6 +177,14 @@ def quiet_environ(**extra):
     return {**environ, **extra}
 
 
+def wait_until(predicate):
+    """Wait (bounded by ``TIMEOUT``) until ``predicate()`` is true, looking every 10 ms."""
+    deadline = time.monotonic() + TIMEOUT
+    while not predicate():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.01)
+
+
 def wait_listening(popen, port, output):
     """Wait (bounded) until ``popen`` accepts connections on ``port``; ``output()`` explains a failure."""
     deadline = time.monotonic() + TIMEOUT

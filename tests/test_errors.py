@@ -649,7 +649,7 @@ def image_table_renamed(app):
             yield
         finally:
             with app.app_context(), database.connection_context():
-                database.execute_sql("DROP TABLE broken_on_purpose")
+                database.execute_sql("ALTER TABLE broken_on_purpose RENAME TO images")
 
     return renamed
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import peewee
 import pytest
-from support import TIMEOUT, call, free_port, quiet_environ, wait_listening
+from support import TIMEOUT, call, free_port, quiet_environ, wait_listening, wait_until
 
 from images_api import create_app
 from images_api.logs import BatchedStreamHandler, EveryMinute
@@ -77,13 +77,6 @@ def test_queue_depth_warnings_pass_once_a_minute():
 
 def record(message):
     return logging.LogRecord("images_api.access", logging.INFO, __file__, 1, message, None, None)
-
-
-def wait_until(predicate):
-    deadline = time.monotonic() + TIMEOUT
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
 
 
 def test_batched_lines_are_written_within_the_interval_in_order():

@@ -2,7 +2,7 @@
 
 import pytest
 from servers import kill_sessions
-from support import ROUTES, SEED, assert_error, route_params
+from support import ROUTES, SEED, assert_error, route_params, wait_until
 
 from images_api import create_app
 
@@ -51,3 +51,10 @@ def test_nothing_changes_while_out_of_reach(relayed, relay, admin_headers):
         assert route.open(relayed, admin_headers).status_code == 503
     relay.restore()
     assert relayed.get("/v3/images", headers=admin_headers).get_json() == [SEED]
+
+
+def test_a_new_app_leaves_no_connection_open(config, server_database):
+    """A server that forks workers after loading the app (gunicorn --preload) must not hand them one connection."""
+    create_app(config)
+    wait_until(lambda: server_database.sessions() == 0)  # the server ends a closed session a moment later
+
