@@ -5,8 +5,6 @@ import os
 from dataclasses import dataclass
 
 from flask import Flask
-from peewee import DatabaseError, ImproperlyConfigured, InterfaceError
-from playhouse.pool import MaxConnectionsExceeded
 
 from . import db, errors, health, logs, schema, settings
 from .auth import first_start
@@ -32,8 +30,7 @@ def init_app(app, *, standalone=False):
     Registers the ``/v3`` blueprint with its JSON errors and access log, opens
     the database and brings its schema up to date (``schema.ensure_current``),
     adds the ``user`` CLI group, and on the database's first start creates the
-    ``admin`` user. The host's own routes and
-    error handlers stay as they were. ``standalone`` (for ``create_app``)
+    ``admin`` user. The host's own routes and error handlers stay as they were. ``standalone`` (for ``create_app``)
     means the app is the API and nothing else: every request is logged.
     Raises ``settings.SettingError`` for a malformed setting or a database
     that cannot be opened.
@@ -59,23 +56,15 @@ def init_app(app, *, standalone=False):
     app.after_request(logs.log_access)
     app.teardown_request(db.release)
     app.cli.add_command(user_cli)
-    url = settings.masked_url(config.database_url)
-    try:
-        # Closed again at once (a pool's too): a server that forks workers
-        # after loading the app (gunicorn --preload) must not hand them a
-        # shared connection.
-        with app.app_context(), db.closing_pool(database), database.connection_context():
-            schema.ensure_current(database, config.auto_upgrade, url)
+    # Closed again at once (a pool's too): a server that forks workers after
+    # loading the app (gunicorn --preload) must not hand them a shared
+    # connection.
+    with db.start_errors(database, config.database_url), app.app_context():
+        with db.closing_pool(database), database.connection_context():
+            schema.ensure_current(database, config.auto_upgrade)
             db.remember_file(database)
             if config.create_admin:
                 first_start(config.admin_token)
-    except schema.SchemaError as error:
-        raise settings.SettingError(f"cannot use the database {url}: {error}") from None
-    except ImproperlyConfigured:
-        raise settings.SettingError(f"cannot use the database {url}: {db.missing_driver(database)}") from None
-    except (DatabaseError, InterfaceError, MaxConnectionsExceeded) as error:
-        reason = " ".join(str(error).split())  # drivers' messages run over several lines
-        raise settings.SettingError(f"cannot use the database {url}: {reason}") from None
     return app
 
 

@@ -1,16 +1,22 @@
-"""The ``images-api`` command: manage users and their tokens (contract: Command line).
+"""The ``images-api`` command: users and their tokens, the schema, export and import (README: Users and tokens).
 
-The ``user`` group runs in an app context: the standalone ``images-api``
-command builds one from ``--database``; a host app's ``flask user ...`` uses
-the host's.
+The ``user`` group, ``export`` and ``import`` run in an app context: the
+standalone ``images-api`` command builds one from ``--database``; a host
+app's ``flask user ...`` uses the host's. The ``db`` group opens the database
+alone, so that it can report on a schema the app would upgrade or refuse.
 """
 
-import click
-from flask.cli import AppGroup, ScriptInfo
+import os
 
+import click
+from flask import current_app
+from flask.cli import AppGroup, ScriptInfo, with_appcontext
+
+from . import db, schema, settings, transfer
 from .auth import POLICIES, USER_NAME, add_user, check_policies, hash_token, new_token
 from .db import database
 from .models import User
+from .schemas import ImageSchema
 from .settings import SettingError
 
 STANDALONE = "images_api.standalone"
@@ -32,19 +38,21 @@ def use_database(ctx, param, value):
     info.data["database_url"] = value
 
 
+database_option = click.option(
+    "--database",
+    metavar="URL",
+    expose_value=False,
+    is_eager=True,
+    callback=use_database,
+    help="Database URL (default: IMAGES_API_DATABASE_URL, else sqlite:///images.db).",
+)
+
+
 def user_command(name, **kwargs):
     """A command of the ``user`` group that takes ``--database URL``."""
 
     def decorator(function):
-        option = click.option(
-            "--database",
-            metavar="URL",
-            expose_value=False,
-            is_eager=True,
-            callback=use_database,
-            help="Database URL (default: IMAGES_API_DATABASE_URL, else sqlite:///images.db).",
-        )
-        return user_cli.command(name, **kwargs)(option(function))
+        return user_cli.command(name, **kwargs)(database_option(function))
 
     return decorator
 
@@ -138,6 +146,18 @@ def standalone_app():
         raise CommandError(str(error)) from None
 
 
+def command_url():
+    """The database URL an ``images-api`` command uses: ``--database``, else the environment, else the default."""
+    info = click.get_current_context().find_object(ScriptInfo)
+    config = settings.from_environ(os.environ)
+    if info.data.get("database_url"):
+        config["IMAGES_API_DATABASE_URL"] = info.data["database_url"]
+    try:
+        return settings.read(config).database_url
+    except SettingError as error:
+        raise CommandError(str(error)) from None
+
+
 @click.group(help="Manage the images-api service.")
 @click.pass_context
 def main(ctx):
@@ -146,3 +166,75 @@ def main(ctx):
 
 
 main.add_command(user_cli)
+
+
+@main.group("db")
+def db_cli():
+    """See and upgrade the database's schema (README: Upgrading)."""
+
+
+def schema_command(name):
+    """A command of the ``db`` group: it gets the database, open, and its URL; start-up errors are one line."""
+
+    def decorator(function):
+        @database_option
+        def command():
+            url = command_url()
+            try:
+                database = db.open_database(url, 1)
+                with db.start_errors(database, url), database.connection_context():
+                    function(database)
+            except (SettingError, ValueError, schema.SchemaError) as error:
+                raise CommandError(str(error)) from None
+
+        command.__doc__ = function.__doc__
+        return db_cli.command(name)(command)
+
+    return decorator
+
+
+@schema_command("status")
+def status_command(database):
+    """Print the schema's version and the migrations applied and pending."""
+    applied, pending, unknown = schema.status(database)
+    version = applied[-1] if applied else "none (a new database)"
+    click.echo(f"version: {version}; {len(pending)} pending" + (f"; {len(unknown)} unknown to this images-api" if unknown else ""))
+    for state, names in (("applied", applied), ("pending", pending), ("unknown", unknown)):
+        for name in names:
+            click.echo(f"{state}\t{name}")
+
+
+@schema_command("upgrade")
+def upgrade_command(database):
+    """Apply the pending migrations, once, even with instances starting at the same time."""
+    applied = schema.upgrade(database)
+    for name in applied:
+        click.echo(f"applied\t{name}")
+    click.echo(f"The schema is up to date ({len(applied)} applied now).", err=True)
+
+
+@main.command("export")
+@click.option("--output", type=click.File("w", encoding="utf-8", atomic=True), default="-", help="File to write (default: standard output).")
+@database_option
+@with_appcontext
+def export_command(output):
+    """Write every image and user (token hashes, never tokens) as JSON Lines."""
+    images, users = transfer.export(output)
+    click.echo(f"Exported {images} images and {users} users.", err=True)
+
+
+@main.command("import")
+@click.argument("file", type=click.File("r", encoding="utf-8"))
+@click.option("--replace", is_flag=True, help="Replace the database's images and users (default: it must have none).")
+@database_option
+@with_appcontext
+def import_command(file, replace):
+    """Load an export into the database in one transaction: every record, or none."""
+    image_schema = current_app.extensions["images_api"].schemas[ImageSchema]
+    try:
+        images, users = transfer.load(file, image_schema, replace)
+    except transfer.TransferError as error:
+        raise CommandError(f"{file.name}: {error}; nothing was imported") from None
+    except UnicodeDecodeError:
+        raise CommandError(f"{file.name}: not UTF-8; nothing was imported") from None
+    click.echo(f"Imported {images} images and {users} users.", err=True)

@@ -18,6 +18,9 @@ from playhouse import db_url
 from playhouse.pool import MaxConnectionsExceeded, PooledDatabase
 from werkzeug.exceptions import ServiceUnavailable
 
+from .schema import SchemaError
+from .settings import SettingError, masked_url
+
 #: SQLite settings for every connection: WAL lets readers run beside a writer,
 #: ``synchronous=FULL`` makes a commit survive a crash (no speed bought with
 #: durability), and the busy timeout makes writers queue instead of failing.
@@ -122,6 +125,21 @@ def open_database(url, connections=4):
     db.lookup_sql = {}  # (model, field name) -> SQL, see lookup()
     db.read_rows = ReadRows() if sqlite else None
     return db
+
+
+@contextlib.contextmanager
+def start_errors(db, url):
+    """Turn what can go wrong while opening ``db`` at ``url`` into one ``SettingError`` line (password masked)."""
+    masked = masked_url(url)
+    try:
+        yield
+    except SchemaError as error:
+        raise SettingError(f"cannot use the database {masked}: {error}") from None
+    except peewee.ImproperlyConfigured:
+        raise SettingError(f"cannot use the database {masked}: {missing_driver(db)}") from None
+    except (peewee.PeeweeException, MaxConnectionsExceeded) as error:
+        reason = " ".join(str(error).split())  # drivers' messages run over several lines
+        raise SettingError(f"cannot use the database {masked}: {reason}") from None
 
 
 @contextlib.contextmanager
@@ -313,6 +331,13 @@ def lookup(model, field, value):
     if row is None:
         return None
     return model.from_row(row)
+
+
+def snapshot(db):
+    """A transaction in which every read of ``db`` sees one committed state, without holding up writers."""
+    if isinstance(db, peewee.SqliteDatabase):
+        return db.atomic(lock_type="DEFERRED")  # a WAL read snapshot, not the write lock
+    return db.atomic(isolation_level="REPEATABLE READ")
 
 
 @contextlib.contextmanager

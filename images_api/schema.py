@@ -79,18 +79,18 @@ def upgrade(db):
         return runner(db).up()
 
 
-def ensure_current(db, auto_upgrade, url):
+def ensure_current(db, auto_upgrade):
     """At start: bring ``db`` (connected) to the current schema, or raise ``SchemaError`` saying why not.
 
     With ``auto_upgrade`` off, pending migrations are an error naming the
-    command that applies them (``url`` is the database's, masked).
+    command that applies them.
     """
     applied, pending, unknown = status(db)
     check_known(unknown)
     if pending and not auto_upgrade:
         raise SchemaError(
             f"the database's schema is out of date ({len(pending)} pending: {', '.join(pending)}) and "
-            f"IMAGES_API_AUTO_UPGRADE is off; run: images-api db upgrade --database '{url}'"
+            "IMAGES_API_AUTO_UPGRADE is off; run: images-api db upgrade --database URL"
         )
     if pending:
         upgrade(db)

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from images_api import create_app, db
 from images_api.cli import main
 from servers import SERVER_BACKENDS, Relay, ServerDatabase
+from support import TIMEOUT, quiet_environ, start_app_py, wait_for
 
 ADMIN_TOKEN = "admin-token-for-tests-0123456789abcdefghij"
 #: Read before ``clean_environ`` hides every ``IMAGES_API_*`` variable from the tests.
@@ -166,3 +167,23 @@ def auth():
 @pytest.fixture
 def admin_headers(auth, admin_token):
     return auth(admin_token)
+
+
+@pytest.fixture
+def spawn(tmp_path, admin_token):
+    """``spawn(database_url, wait=True)``: run ``python app.py`` on a free port until the test ends; returns its ``Process``."""
+    processes = []
+    environ = quiet_environ(IMAGES_API_ADMIN_TOKEN=admin_token)
+
+    def start(database_url, wait=True):
+        process = start_app_py(database_url, tmp_path / f"server-{len(processes)}.log", environ)
+        processes.append(process)
+        if wait:
+            wait_for(process)
+        return process
+
+    yield start
+    for process in processes:
+        if process.popen.poll() is None:
+            process.popen.kill()
+        process.popen.wait(timeout=TIMEOUT)

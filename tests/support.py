@@ -5,9 +5,12 @@ import http.client
 import json
 import os
 import socket
+import subprocess
+import sys
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import waitress
@@ -222,3 +225,43 @@ class ThreadServer:
     def _close_all(self):
         for channel in list(self.server._map.values()):
             channel.close()
+
+
+# -- app.py as a real process ---------------------------------------------------------
+
+REPO = Path(__file__).resolve().parent.parent
+SERVER_THREADS = 8  # of each app.py a test starts
+
+
+@dataclass
+class Process:
+    """An ``app.py`` a test started: the process, its port and the file of its output."""
+
+    popen: subprocess.Popen
+    port: int
+    log: Path
+
+
+def start_app_py(database_url, log, environ):
+    """Start ``python app.py`` on a free port of 127.0.0.1 on ``database_url``; does not wait for it to listen."""
+    port = free_port()
+    with open(log, "wb") as out:
+        popen = subprocess.Popen(
+            [sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port), "--threads", str(SERVER_THREADS), "--database", database_url],
+            cwd=REPO,
+            env=environ,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    return Process(popen, port, log)
+
+
+def wait_for(process):
+    """Wait (bounded) until the process accepts connections on its port."""
+    wait_listening(process.popen, process.port, process.log.read_text)
+
+
+def kill(process):
+    """SIGKILL ``process``: no chance to flush or close anything."""
+    process.popen.kill()
+    process.popen.wait(timeout=TIMEOUT)

@@ -11,16 +11,14 @@ import sys
 import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from support import JSON, TIMEOUT, Reply, ThreadServer, call, free_port, image, quiet_environ, wait_listening
+from support import JSON, SERVER_THREADS, TIMEOUT, Reply, ThreadServer, call, image, kill
 
 from images_api import create_app
 
-REPO = Path(__file__).resolve().parent.parent
-THREADS = 8
+THREADS = SERVER_THREADS
 LIMIT = 64 * 1024
 
 
@@ -60,52 +58,6 @@ def serve(config):
 @pytest.fixture
 def server(serve):
     return serve()
-
-
-@dataclass
-class Process:
-    popen: subprocess.Popen
-    port: int
-    log: Path
-
-
-@pytest.fixture
-def spawn(tmp_path, admin_token):
-    """``spawn(database_url)``: run ``python app.py`` on a free port until the test ends."""
-    processes = []
-    env = quiet_environ(IMAGES_API_ADMIN_TOKEN=admin_token)
-
-    def start(database_url):
-        port = free_port()
-        log = tmp_path / f"server-{len(processes)}.log"
-        with open(log, "wb") as out:
-            popen = subprocess.Popen(
-                [sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port), "--threads", str(THREADS), "--database", database_url],
-                cwd=REPO,
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        process = Process(popen, port, log)
-        processes.append(process)
-        wait_for(process)
-        return process
-
-    yield start
-    for process in processes:
-        if process.popen.poll() is None:
-            process.popen.kill()
-        process.popen.wait(timeout=TIMEOUT)
-
-
-def wait_for(process):
-    """Wait (bounded) until the process accepts connections on its port."""
-    wait_listening(process.popen, process.port, process.log.read_text)
-
-
-def kill(process):
-    process.popen.kill()  # SIGKILL: no chance to flush or close anything
-    process.popen.wait(timeout=TIMEOUT)
 
 
 def listing(port, token):
