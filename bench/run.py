@@ -1,16 +1,22 @@
 """Benchmark images-api under waitress with wrk, against bare Flask's ceiling.
 
     python bench/run.py [--duration 5] [--sizes 1000,10000,100000] [--connections 8]
+                        [--postgresql postgresql://USER@HOST:PORT/DBNAME]
 
 Starts ``app.py`` (waitress, 4 threads) on a temporary SQLite database, seeds
 images through ``POST /v3/image``, drives each route with wrk and prints one
 table: throughput, p50/p99 latency, the ratio to bare Flask, the server's peak
-RSS per listing size; then the three budgets of issue 5. Needs ``wrk`` on
-PATH (Debian: ``apt-get install wrk``). Exit status 1 when a budget is missed,
-2 when the benchmark itself could not run. See bench/README.md.
+RSS per listing size; then the three budgets of issue 5. With a PostgreSQL
+server named (``--postgresql`` or ``IMAGES_API_BENCH_POSTGRESQL_URL``), the
+same reads and POST run on a database of the bench's own there, beside
+SQLite's, and two instances of ``app.py`` on it against one; those rows are
+reported, not budgeted. Needs ``wrk`` on PATH (Debian: ``apt-get install
+wrk``). Exit status 1 when a budget is missed, 2 when the benchmark itself
+could not run. See bench/README.md.
 """
 
 import argparse
+import concurrent.futures
 import json
 import os
 import secrets
@@ -26,6 +32,12 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+try:
+    import psycopg2
+except ImportError:  # the PostgreSQL rows are then skipped, with a note saying why
+    psycopg2 = None
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -45,6 +57,13 @@ MIN_GET_VS_BARE = 0.6
 MAX_LISTING_VS_INPROCESS = 3.0
 BUDGET_SIZE = 10_000  # the listing size the in-process comparison is made at
 
+POSTGRESQL_VARIABLE = "IMAGES_API_BENCH_POSTGRESQL_URL"
+POSTGRESQL = "PostgreSQL: "  # label of a PostgreSQL row: this, then the label of its SQLite row
+POSTGRESQL_MAX_SIZE = 10_000  # listings of --sizes up to this one also run on PostgreSQL
+CONNECT_TIMEOUT = 5  # seconds to reach the PostgreSQL server
+INSTANCES = f"{POSTGRESQL}GET one image"  # label of the rows of one instance against two
+INSTANCES_GOAL = 1.6  # two instances' GET throughput over one's: reported against, not budgeted
+
 
 class BenchError(Exception):
     """The benchmark could not run (not a missed budget)."""
@@ -56,6 +75,7 @@ class Row:
 
     label: str
     connections: int
+    database: str | None = None  # "SQLite" or "PostgreSQL"; None for bare Flask
     requests: int = 0
     seconds: float = 0.0
     p50_ms: float = 0.0
@@ -82,10 +102,13 @@ def free_port():
 
 
 class Server:
-    """A server process on 127.0.0.1: started, waited for, measured, stopped."""
+    """A server process on 127.0.0.1: started, waited for, measured, stopped.
 
-    def __init__(self, name, argv, env, workdir):
-        self.name, self.argv, self.env, self.workdir = name, argv, env, workdir
+    ``database`` names the database it serves from (``Row.database``).
+    """
+
+    def __init__(self, name, argv, env, workdir, database=None):
+        self.name, self.argv, self.env, self.workdir, self.database = name, argv, env, workdir, database
         self.port = None
         self.process = None
         self.log = None
@@ -100,7 +123,9 @@ class Server:
             if self.process.poll() is not None:
                 raise BenchError(f"{self.name} exited at start:\n{self.log_tail()}")
             try:
-                socket.create_connection((HOST, self.port), timeout=1).close()
+                # Any HTTP answer, not just a listening port: app.py listens
+                # before it opens the database and creates the tables.
+                http(self, "GET", "/", timeout=1)
                 return self
             except OSError:
                 time.sleep(0.05)
@@ -196,8 +221,8 @@ def wrk(server, path, mode, connections, threads, seconds, env=None, done_when=N
     raise BenchError(f"wrk gave no result ({' '.join(argv)}):\n{out}\n{err}")
 
 
-def to_row(label, connections, results):
-    """A table row from one or more wrk results of the same load.
+def to_row(label, server, connections, results):
+    """A table row from one or more wrk results of the same load on ``server``.
 
     Throughput is all requests over all seconds; with several runs, p50 is the
     median of their p50s and p99 the highest p99.
@@ -205,6 +230,7 @@ def to_row(label, connections, results):
     row = Row(
         label,
         connections,
+        database=server.database,
         requests=sum(result["requests"] for result in results),
         seconds=sum(result["duration_us"] for result in results) / 1e6,
         p50_ms=statistics.median(result["p50_us"] for result in results) / 1e3,
@@ -223,7 +249,7 @@ def measure(label, server, path, mode, connections, seconds, threads=None, env=N
     threads = threads or min(2, connections)
     if warmup:
         wrk(server, path, mode, connections, threads, warmup, env=env)
-    return to_row(label, connections, [wrk(server, path, mode, connections, threads, seconds, env=env, done_when=done_when)])
+    return to_row(label, server, connections, [wrk(server, path, mode, connections, threads, seconds, env=env, done_when=done_when)])
 
 
 def side_by_side(loads, connections, seconds, rounds):
@@ -239,27 +265,97 @@ def side_by_side(loads, connections, seconds, rounds):
     for _ in range(rounds):
         for label, server, path in loads:
             results[label].append(wrk(server, path, "get", connections, threads, seconds))
-    return [to_row(label, connections, results[label]) for label, _, _ in loads]
+    return [to_row(label, server, connections, results[label]) for label, server, _ in loads]
+
+
+def machine_busy_s():
+    """CPU seconds this machine has been busy so far, all CPUs together (``/proc/stat``; time stolen by the host is not counted)."""
+    user, nice, system, idle, iowait, irq, softirq = (int(value) for value in open("/proc/stat").readline().split()[1:8])
+    return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
+
+
+def instances_rows(label, first, second, path, connections, seconds, rounds):
+    """Rows for GET ``path`` on server ``first`` alone, then on ``first`` and ``second`` at once, each under a wrk of its own.
+
+    The two loads take turns, ``rounds`` times, after a warm-up of each
+    server. A run on both counts all their requests over the longer of their
+    wrk runs, and the higher of their p50s and of their p99s. Each row's
+    ``extra["machine_busy"]`` is the share of all CPUs busy during its runs,
+    whoever used them: two processes take CPU from other work on the
+    machine that one could not, which flatters the ratio.
+    """
+    threads = min(2, connections)
+    for server in (first, second):
+        wrk(server, path, "get", connections, threads, 1)
+    alone, together = [], []
+    busy = {"alone": [0.0, 0.0], "together": [0.0, 0.0]}  # busy CPU seconds, wall seconds
+
+    def timed(load, run):
+        start, busy_before = time.monotonic(), machine_busy_s()
+        result = run()
+        busy[load][0] += machine_busy_s() - busy_before
+        busy[load][1] += time.monotonic() - start
+        return result
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        for _ in range(rounds):
+            alone.append(timed("alone", lambda: wrk(first, path, "get", connections, threads, seconds)))
+            both = timed("together", lambda: list(pool.map(lambda server: wrk(server, path, "get", connections, threads, seconds), (first, second))))
+            together.append({
+                "requests": sum(result["requests"] for result in both),
+                "duration_us": max(result["duration_us"] for result in both),
+                "p50_us": max(result["p50_us"] for result in both),
+                "p99_us": max(result["p99_us"] for result in both),
+                "bad": sum(result["bad"] for result in both),
+                "server_cpu_s": sum(result["server_cpu_s"] for result in both),
+            })  # fmt: skip
+    rows = [
+        to_row(f"{label}, one instance", first, connections, alone),
+        to_row(f"{label}, two instances at once", first, connections * 2, together),
+    ]
+    for row, load in zip(rows, ("alone", "together")):
+        row.extra["machine_busy"] = busy[load][0] / busy[load][1] / os.cpu_count()
+    return rows
 
 
 class Catalogue:
-    """The bench's own read-only look at the server's SQLite file."""
+    """The bench's own look at the server's database, through a DB-API ``connection``.
 
-    def __init__(self, path):
-        self.connection = sqlite3.connect(path, timeout=30)
+    ``placeholder`` is its driver's mark for a parameter: ``?`` for sqlite3,
+    ``%s`` for psycopg2. Both databases order ids by code point.
+    """
+
+    def __init__(self, connection, placeholder="?"):
+        self.connection = connection
+        self.placeholder = placeholder
+
+    def execute(self, sql, params=()):
+        """Run ``sql``, written with ``?`` for each of ``params``; returns the cursor."""
+        cursor = self.connection.cursor()
+        cursor.execute(sql.replace("?", self.placeholder), params)
+        return cursor
+
+    def query(self, sql, params=()):
+        """All rows of ``sql``, written with ``?`` for each of ``params``."""
+        return self.execute(sql, params).fetchall()
 
     def count(self, prefix=""):
         # A range on the primary key rather than LIKE, so the count uses the index.
         upper = prefix[:-1] + chr(ord(prefix[-1]) + 1) if prefix else "\U0010ffff"
-        return self.connection.execute("SELECT count(*) FROM images WHERE id >= ? AND id < ?", (prefix, upper)).fetchone()[0]
+        return self.query("SELECT count(*) FROM images WHERE id >= ? AND id < ?", (prefix, upper))[0][0]
 
     def ids(self, prefix):
         upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
-        return [row[0] for row in self.connection.execute("SELECT id FROM images WHERE id >= ? AND id < ? ORDER BY id", (prefix, upper))]
+        return [row[0] for row in self.query("SELECT id FROM images WHERE id >= ? AND id < ? ORDER BY id", (prefix, upper))]
+
+    def remove(self, prefix):
+        """Delete the images whose id starts with ``prefix``, in the database itself (cleaning up, not a measured request)."""
+        upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
+        self.execute("DELETE FROM images WHERE id >= ? AND id < ?", (prefix, upper))
 
     def listing_json(self):
         """The full listing as the API should answer it, built in-process: fetch, then ``json.dumps``."""
-        rows = self.connection.execute("SELECT id, name, provider, remote_user FROM images ORDER BY id").fetchall()
+        rows = self.query("SELECT id, name, provider, remote_user FROM images ORDER BY id")
         return json.dumps([{"id": i, "name": n, "provider": p, "remote_user": u} for i, n, p, u in rows], separators=(",", ":"))
 
     def time_listing(self, runs=11, limit=30):
@@ -273,6 +369,91 @@ class Catalogue:
             if time.monotonic() > deadline:
                 break
         return samples
+
+    def round_trip_s(self, runs=1000):
+        """Median seconds of ``SELECT 1`` over ``runs`` runs from this process: one round trip to a server database."""
+        cursor = self.connection.cursor()
+        samples = []
+        for _ in range(runs):
+            start = time.perf_counter()
+            cursor.execute("SELECT 1")
+            cursor.fetchall()
+            samples.append(time.perf_counter() - start)
+        return statistics.median(samples)
+
+
+class PostgresDatabase:
+    """The bench's own database on a PostgreSQL server, made by ``open_postgresql``, until ``drop()``.
+
+    ``url`` is the service's URL for it; ``admin`` an open connection to the
+    database the server was named by.
+    """
+
+    def __init__(self, admin, name, server_url):
+        self.admin, self.name = admin, name
+        self.url = urlunsplit(urlsplit(server_url)._replace(path="/" + name))
+        self.connections = []
+
+    def catalogue(self):
+        """A ``Catalogue`` of the database on a connection of its own, closed by ``drop()``."""
+        connection = psycopg2.connect(self.url, connect_timeout=CONNECT_TIMEOUT)
+        # Each statement its own transaction: every count sees the service's
+        # latest commits, and the bench never holds a transaction open.
+        connection.autocommit = True
+        self.connections.append(connection)
+        return Catalogue(connection, "%s")
+
+    def drop(self):
+        """Drop the database, with the service's connections still open to it; a failure is a warning only."""
+        for connection in self.connections:
+            connection.close()
+        try:
+            with self.admin.cursor() as cursor:
+                cursor.execute(f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)")
+        except psycopg2.Error as error:
+            print(f"bench: could not drop the PostgreSQL database {self.name}; drop it by hand: {one_line(error)}", file=sys.stderr)
+        finally:
+            self.admin.close()
+
+
+def open_postgresql(server_url):
+    """``(PostgresDatabase, None)``: a new database ``images_api_bench_<random>`` on the server at ``server_url``.
+
+    ``(None, why)`` when there is no server to use: none named, no driver,
+    or none reachable. Raises ``BenchError`` when the server answers but the
+    database cannot be created.
+    """
+    if not server_url:
+        return None, f"no server named (--postgresql URL or {POSTGRESQL_VARIABLE})"
+    if psycopg2 is None:
+        return None, "psycopg2 is not installed (pip install 'images-api[postgresql]')"
+    try:
+        admin = psycopg2.connect(server_url, connect_timeout=CONNECT_TIMEOUT)
+    except psycopg2.Error as error:
+        return None, f"cannot reach {masked_url(server_url)}: {one_line(error)}"
+    admin.autocommit = True  # CREATE and DROP DATABASE cannot run in a transaction
+    name = f"images_api_bench_{secrets.token_hex(6)}"
+    try:
+        with admin.cursor() as cursor:
+            cursor.execute(f"CREATE DATABASE {name}")
+    except psycopg2.Error as error:
+        admin.close()
+        raise BenchError(f"cannot create a database on {masked_url(server_url)}: {one_line(error)}") from None
+    return PostgresDatabase(admin, name, server_url), None
+
+
+def masked_url(url):
+    """``url`` with any password replaced by ``***``, fit to print."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user, _, host = parts.netloc.rpartition("@")
+    return urlunsplit(parts._replace(netloc=f"{user.partition(':')[0]}:***@{host}"))
+
+
+def one_line(error):
+    """``error``'s message on one line (libpq's run over several)."""
+    return " ".join(str(error).split())
 
 
 def seed(server, catalogue, target, seconds_limit):
@@ -301,11 +482,14 @@ def seed(server, catalogue, target, seconds_limit):
     have = catalogue.count(SEED_PREFIX)
     if have != target or result["bad"]:
         raise BenchError(f"seeding stopped at {have} of {target} images ({result['bad']} failed requests)")
-    print(f"  seeded {target:,} images through POST /v3/image ({result['ok'] / elapsed:,.0f}/s)", flush=True)
+    print(f"  seeded {target:,} images through POST /v3/image on {server.database} ({result['ok'] / elapsed:,.0f}/s)", flush=True)
 
 
-def listing_row(server, catalogue, size, seconds, workdir):
-    """Full listing at ``size`` images on a fresh server process: timing, peak RSS, body check."""
+def listing_row(server, catalogue, size, seconds, workdir, prefix=""):
+    """Full listing at ``size`` images on a fresh server process: timing, peak RSS, body check.
+
+    ``prefix`` comes before the row's label.
+    """
     server.restart()
     http(server, "GET", f"/v3/image/{SEED_PREFIX}00000000", TOKEN)  # the connection and caches, not a listing
     idle_kb, _ = server.memory_kb()
@@ -315,7 +499,7 @@ def listing_row(server, catalogue, size, seconds, workdir):
         (workdir / "listing.json").write_bytes(body)
         raise BenchError(f"the listing of {size} images differs from the in-process one (status {status})")
     before = catalogue.time_listing() if size == BUDGET_SIZE else []
-    row = measure(f"GET /v3/images ({size:,})", server, "/v3/images", "get", 1, seconds, threads=1)
+    row = measure(f"{prefix}GET /v3/images ({size:,})", server, "/v3/images", "get", 1, seconds, threads=1)
     _, peak_kb = server.memory_kb()
     after = catalogue.time_listing() if size == BUDGET_SIZE else []
     row.peak_rss_mb = peak_kb / 1024
@@ -329,20 +513,39 @@ def main():
     parser.add_argument("--sizes", default="1000,10000,100000", help="listing sizes, comma-separated, ascending")
     parser.add_argument("--connections", type=int, default=8, help="wrk connections for the single-image rows (default 8)")
     parser.add_argument("--json", metavar="PATH", help="also write the rows as JSON here")
+    parser.add_argument(
+        "--postgresql", metavar="URL", default=os.environ.get(POSTGRESQL_VARIABLE),
+        help=f"a PostgreSQL server for the PostgreSQL rows: the URL of any database there, as a user who may create "
+        f"databases (default: ${POSTGRESQL_VARIABLE}; none: those rows are skipped)",
+    )  # fmt: skip
     args = parser.parse_args()
     sizes = sorted(int(size) for size in args.sizes.split(","))
+    # A SIGTERM (a timeout, a CI job cancelled) unwinds as Ctrl-C does, so
+    # that the servers stop and the PostgreSQL database is dropped.
+    signal.signal(signal.SIGTERM, interrupt)
     try:
-        rows, budgets = run(args, sizes)
+        rows, budgets, notes = run(args, sizes)
     except BenchError as error:
         print(f"bench: {error}", file=sys.stderr)
         return 2
-    print_report(rows, budgets, args)
+    print_report(rows, budgets, notes)
     if args.json:
-        Path(args.json).write_text(json.dumps({"rows": [row.__dict__ | {"rate": row.rate} for row in rows], "budgets": budgets}, indent=2))
+        document = {"rows": [row.__dict__ | {"rate": row.rate} for row in rows], "budgets": budgets, "postgresql": notes}
+        Path(args.json).write_text(json.dumps(document, indent=2))
     return 0 if all(budget["met"] for budget in budgets) else 1
 
 
+def interrupt(signum, frame):
+    """Signal handler: raise ``KeyboardInterrupt``, as Ctrl-C does."""
+    raise KeyboardInterrupt
+
+
 def run(args, sizes):
+    """Every row, on SQLite and, when a server is named and answers, on PostgreSQL.
+
+    Returns ``(rows, budgets, notes)``: the notes are the PostgreSQL lines of
+    the report (``postgresql_notes``), or the one line saying why there are none.
+    """
     if subprocess.run(["which", "wrk"], capture_output=True).returncode:
         raise BenchError("wrk is not on PATH; on Debian: apt-get update && apt-get install -y wrk")
     seconds = args.duration
@@ -352,14 +555,27 @@ def run(args, sizes):
     with tempfile.TemporaryDirectory(prefix="images-api-bench-") as tmp:
         workdir = Path(tmp)
         db_path = workdir / "images.db"
-        service = Server("service", [sys.executable, str(ROOT / "app.py"), "--host", HOST, "--threads", str(WAITRESS_THREADS), "--database", f"sqlite:///{db_path}"], env, workdir)
+        service = Server("service", service_argv(f"sqlite:///{db_path}"), env, workdir, "SQLite")
         bare = None
+        postgres = None
+        instances = []  # app.py on the PostgreSQL database; the first is the one the rows beside SQLite use
         try:
+            postgres, skipped = open_postgresql(args.postgresql)
+            if postgres:
+                instances = [Server(f"postgresql-{n}", service_argv(postgres.url), env, workdir, "PostgreSQL") for n in (1, 2)]
             service.start()
-            catalogue = Catalogue(db_path)
+            catalogue = Catalogue(sqlite3.connect(db_path, timeout=30))
             rows = []
             print(f"images-api bench: database {db_path}, waitress threads {WAITRESS_THREADS}, {seconds:g} s per row", flush=True)
+            if postgres:
+                print(f"  and PostgreSQL database {masked_url(postgres.url)}", flush=True)
+            else:
+                print(f"  PostgreSQL rows skipped: {skipped}", flush=True)
             seed(service, catalogue, sizes[0], 300)
+            if postgres:
+                pg_catalogue = postgres.catalogue()
+                instances[0].start()
+                seed(instances[0], pg_catalogue, sizes[0], 300)
 
             one = f"{SEED_PREFIX}{sizes[0] // 2:08d}"
             status, _, image = http(service, "GET", f"/v3/image/{one}", TOKEN)
@@ -369,15 +585,23 @@ def run(args, sizes):
             bare.start()
             if http(bare, "GET", f"/v3/image/{one}")[2] != image:
                 raise BenchError("the bare app's body differs from the service's")
-            rows += side_by_side(
-                [("bare Flask: GET one image", bare, f"/v3/image/{one}"), ("GET /v3/image/<id>", service, f"/v3/image/{one}")],
-                conns, seconds, ROUNDS,
-            )  # fmt: skip
+            loads = [("bare Flask: GET one image", bare, f"/v3/image/{one}"), ("GET /v3/image/<id>", service, f"/v3/image/{one}")]
+            if postgres:
+                if http(instances[0], "GET", f"/v3/image/{one}", TOKEN)[2] != image:
+                    raise BenchError("the service's body on PostgreSQL differs from the one on SQLite")
+                loads.append((f"{POSTGRESQL}GET /v3/image/<id>", instances[0], f"/v3/image/{one}"))
+            rows += side_by_side(loads, conns, seconds, ROUNDS)
             bare.stop()
-            rows.append(measure(f"GET /v3/images?limit=100 ({sizes[0]:,})", service, "/v3/images?limit=100", "get", conns, seconds, warmup=1))
+            label = f"GET /v3/images?limit=100 ({sizes[0]:,})"
+            rows.append(measure(label, service, "/v3/images?limit=100", "get", conns, seconds, warmup=1))
+            if postgres:
+                rows.append(measure(POSTGRESQL + label, instances[0], "/v3/images?limit=100", "get", conns, seconds, warmup=1))
 
             post_env = {"BENCH_PREFIX": POST_PREFIX, "BENCH_FIRST": "0", "BENCH_LAST": str(10**8)}
             rows.append(measure("POST /v3/image", service, "/v3/image", "post", conns, seconds, env=post_env))
+            if postgres:
+                rows.append(measure(f"{POSTGRESQL}POST /v3/image", instances[0], "/v3/image", "post", conns, seconds, env=post_env))
+                pg_catalogue.remove(POST_PREFIX)
             put_env = {"BENCH_PREFIX": SEED_PREFIX, "BENCH_FIRST": "0", "BENCH_LAST": str(sizes[0])}
             rows.append(measure("PUT /v3/image/<id>", service, "/v3/image", "put", conns, seconds, env=put_env))
             created = catalogue.ids(POST_PREFIX)
@@ -397,11 +621,27 @@ def run(args, sizes):
             for size in sizes:
                 seed(service, catalogue, size, max(60, size / 100))
                 rows.append(listing_row(service, catalogue, size, seconds, workdir))
-            return rows, check_budgets(rows)
+                if postgres and size <= POSTGRESQL_MAX_SIZE:
+                    seed(instances[0], pg_catalogue, size, max(60, size / 100))
+                    rows.append(listing_row(instances[0], pg_catalogue, size, seconds, workdir, prefix=POSTGRESQL))
+            if not postgres:
+                return rows, check_budgets(rows), [f"PostgreSQL rows skipped: {skipped}"]
+            instances[1].start()
+            rows += instances_rows(INSTANCES, *instances, f"/v3/image/{one}", conns, seconds, ROUNDS)
+            return rows, check_budgets(rows), postgresql_notes(rows, pg_catalogue.round_trip_s())
         finally:
             service.stop()
             if bare:
                 bare.stop()
+            for instance in instances:
+                instance.stop()
+            if postgres:
+                postgres.drop()
+
+
+def service_argv(database_url):
+    """The command line of ``app.py`` serving ``database_url``."""
+    return [sys.executable, str(ROOT / "app.py"), "--host", HOST, "--threads", str(WAITRESS_THREADS), "--database", database_url]
 
 
 def check_budgets(rows):
@@ -415,7 +655,7 @@ def check_budgets(rows):
         "figures": f"{get_one.rate:,.0f} / {bare.rate:,.0f} req/s = {ratio:.2f}",
         "met": ratio >= MIN_GET_VS_BARE,
     })  # fmt: skip
-    listings = [row for row in rows if row.peak_rss_mb is not None]
+    listings = [row for row in rows if row.peak_rss_mb is not None and row.database == "SQLite"]
     ten_k = [row for row in listings if row.extra["size"] == BUDGET_SIZE]
     if ten_k:
         row = ten_k[0]
@@ -443,7 +683,41 @@ def check_budgets(rows):
     return budgets
 
 
-def print_report(rows, budgets, args):
+def postgresql_notes(rows, round_trip_s):
+    """The report's lines on PostgreSQL, reported, not budgeted.
+
+    Each PostgreSQL row against its SQLite row, the listing of
+    ``BUDGET_SIZE`` against its in-process fetch, two instances against one,
+    and ``round_trip_s``: what one ``SELECT 1`` from the bench took.
+    """
+    by_label = {row.label: row for row in rows}
+    notes = ["PostgreSQL beside SQLite (reported, not budgeted):"]
+    for row in rows:
+        sqlite_row = by_label.get(row.label.removeprefix(POSTGRESQL)) if row.database == "PostgreSQL" else None
+        if sqlite_row:
+            notes.append(
+                f"  {sqlite_row.label}: {row.rate:,.0f} / {sqlite_row.rate:,.0f} req/s = {row.rate / sqlite_row.rate:.2f} of SQLite's"
+                f" throughput; p50 {row.p50_ms:.2f} / {sqlite_row.p50_ms:.2f} ms"
+            )
+        if row.database == "PostgreSQL" and row.peak_rss_mb is not None and row.extra["size"] == BUDGET_SIZE:
+            samples = row.extra["inprocess_s"]
+            baseline = statistics.median(samples)
+            notes.append(
+                f"  full listing of {BUDGET_SIZE:,}: p50 {row.p50_ms:.1f} ms / {baseline * 1e3:.1f} ms in-process psycopg2 fetch +"
+                f" json.dumps (p50 of {len(samples)}, before and after) = {row.p50_ms / (baseline * 1e3):.2f}"
+            )
+    one, two = by_label[f"{INSTANCES}, one instance"], by_label[f"{INSTANCES}, two instances at once"]
+    ratio = two.rate / one.rate
+    notes.append(
+        f"  two instances against one on one database, GET one image: {two.rate:,.0f} / {one.rate:,.0f} req/s = {ratio:.2f}"
+        f" (goal >= {INSTANCES_GOAL}: {'met' if ratio >= INSTANCES_GOAL else 'missed'}); all {os.cpu_count()} CPUs"
+        f" {one.extra['machine_busy']:.0%} busy during one, {two.extra['machine_busy']:.0%} during two"
+    )
+    notes.append(f"  one round trip, SELECT 1 from the bench (the pool's check at each checkout): {round_trip_s * 1e6:.0f} us, p50 of 1,000")
+    return notes
+
+
+def print_report(rows, budgets, notes):
     bare_rate = rows[0].rate
     header = ("load", "conns", "requests", "req/s", "p50 ms", "p99 ms", "vs bare", "CPU us/req", "peak RSS MB")
     lines = [header]
@@ -462,6 +736,9 @@ def print_report(rows, budgets, args):
     print()
     for budget in budgets:
         print(f"{'met   ' if budget['met'] else 'MISSED'} {budget['name']}: {budget['figures']}")
+    print()
+    for note in notes:
+        print(note)
 
 
 if __name__ == "__main__":
