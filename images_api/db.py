@@ -155,7 +155,10 @@ def closing_pool(db):
 def missing_driver(db):
     """The start-up message for ``db`` whose driver is not installed, naming the extra that brings it."""
     if db.extra:
-        return f"the driver for this database is not installed: pip install 'images-api[{db.extra}]'"
+        return (
+            f"the driver for this database is not installed; install the {db.extra!r} extra: "
+            f"pip install 'images-api[{db.extra}]' (from a checkout: pip install '.[{db.extra}]')"
+        )
     return "the driver for this database is not installed"
 
 

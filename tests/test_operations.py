@@ -207,7 +207,10 @@ def test_a_url_whose_driver_is_missing_names_the_extra(monkeypatch, url, driver,
     monkeypatch.setattr(peewee, driver, None)  # as peewee finds it when the driver is not installed
     with pytest.raises(SettingError) as raised:
         create_app({"IMAGES_API_DATABASE_URL": url})
-    assert str(raised.value) == f"cannot use the database {url}: the driver for this database is not installed: pip install 'images-api[{extra}]'"
+    assert str(raised.value) == (
+        f"cannot use the database {url}: the driver for this database is not installed; "
+        f"install the {extra!r} extra: pip install 'images-api[{extra}]' (from a checkout: pip install '.[{extra}]')"
+    )
 
 
 @pytest.mark.parametrize("url", ["postgresql://u@127.0.0.1:{port}/db", "mysql://u@127.0.0.1:{port}/db"])
