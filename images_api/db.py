@@ -306,20 +306,24 @@ class ReadRows(threading.local):
 READ_ROWS = "images_api_read_rows"
 
 
-def lookup(model, field, value):
+def lookup(model, field, value, for_update=False):
     """``model.get_or_none(field == value)``, with the SQL built once per database.
 
     For the lookups every request makes (the user by token, the image by id):
     peewee building the same SELECT again was most of an authorized GET. In a
     request on SQLite, a row read since the last write comes from memory
-    (``ReadRows``). The instance is built as peewee's own query builds it.
+    (``ReadRows``). ``for_update`` locks the row until the transaction ends
+    where the database can (SQLite's write transaction locks it all). The
+    instance is built as peewee's own query builds it.
     """
     db = database.obj
-    key = (model, field.name)
+    for_update = for_update and db.for_update
+    key = (model, field.name, for_update)
     sql = db.lookup_sql.get(key)
     if sql is None:
         slot = "lookup value"
-        sql, params = model.select().where(field == slot).sql()
+        query = model.select().where(field == slot)
+        sql, params = (query.for_update() if for_update else query).sql()
         assert params == [slot], params
         db.lookup_sql[key] = sql
     # A value longer than its field allows names no row; keeping it would let
@@ -334,6 +338,19 @@ def lookup(model, field, value):
     if row is None:
         return None
     return model.from_row(row)
+
+
+def kept(key):
+    """What this request's thread kept under ``key`` (a tuple) since the database last changed; None off SQLite."""
+    rows = g.get(READ_ROWS)
+    return rows.get(key) if rows is not None else None
+
+
+def keep(key, value):
+    """Keep ``value`` under ``key`` on this thread until the database changes (SQLite; elsewhere nothing is kept)."""
+    rows = g.get(READ_ROWS)
+    if rows is not None:
+        rows[key] = value
 
 
 def snapshot(db):

@@ -133,16 +133,31 @@ ERRORS = {
     404: ("NotFound", error("No image has this id.")),
     406: ("NotAcceptable", error("The `Accept` header admits no `application/json`.")),
     409: ("Conflict", error("An image with this id exists; nothing changed.")),
+    412: ("PreconditionFailed", error("`If-Match` names neither the image's current ETag nor `*`; nothing changed.")),
     413: ("PayloadTooLarge", error(f"The body is over {MAX_BODY // 1024} KiB.")),
     415: ("UnsupportedMediaType", error("The body is not sent as `Content-Type: application/json`.")),
     500: ("InternalServerError", error("Anything unexpected; logged on the server.")),
     503: (
         "ServiceUnavailable",
         error(
-            "The database stayed locked past its busy timeout: retry.",
+            "The database is busy or cannot answer; the message says which: retry.",
             **{"Retry-After": header("Seconds to wait before retrying.", {"type": "integer", "minimum": 0})},
         ),
     ),
+}
+
+
+ETAG = header(
+    "A strong validator of exactly this representation: send it back in `If-None-Match` (GET) or `If-Match` (PUT, DELETE).",
+    {"type": "string", "pattern": '^"[0-9a-f]{32}"$'},
+)
+CACHE_CONTROL = header("`no-cache`: a client may keep a copy, and must revalidate it before each use.", {"type": "string", "enum": ["no-cache"]})
+#: Operations that answer 304 to a matching ``If-None-Match``, and those that honour ``If-Match`` (README: Conditional requests).
+REVALIDATED = {"list_images", "show_image"}
+GUARDED = {"update_image", "delete_image"}
+CONDITIONS = {
+    "If-None-Match": "ETags of copies the client has, or `*`: a 304 without a body when one matches (weak comparison).",
+    "If-Match": "ETags the image must have now, or `*`: a 412 and no change when none matches (strong comparison).",
 }
 
 
@@ -161,7 +176,9 @@ def successes():
                     'When `limit` cut the page short and more images follow: `<URL>; rel="next"`, the next page.',
                     {"type": "string", "pattern": '^<[^>]+>; rel="next"$'},
                     required=False,
-                )
+                ),
+                "ETag": ETAG,
+                "Cache-Control": CACHE_CONTROL,
             },
         },
         "create_image": {
@@ -177,10 +194,12 @@ def successes():
         "show_image": {
             "description": "The image.",
             "content": {JSON: {"schema": ShownImageSchema()}},
+            "headers": {"ETag": ETAG, "Cache-Control": CACHE_CONTROL},
         },
         "update_image": {
-            "description": "Updated; the image as it is now.",
+            "description": "Updated; the image as it is now, and in `ETag` the ETag a GET of it now gives.",
             "content": {JSON: {"schema": ImageUpdatedSchema()}},
+            "headers": {"ETag": ETAG},
             "links": {"show_image": link("show_image", "/image/id"), "delete_image": link("delete_image", "/image/id")},
         },
         "delete_image": {
@@ -219,7 +238,12 @@ def operation(plugin, rule, view, state):
     for parameter in converter.schema2parameters(state.schemas[view.query_schema], location="query"):
         parameter["description"] = PARAMETER_DESCRIPTIONS.get(parameter["name"], "")
         parameters.append(parameter)
+    condition = "If-None-Match" if name in REVALIDATED else "If-Match" if name in GUARDED else None
+    if condition:
+        parameters.append({"in": "header", "name": condition, "required": False, "description": CONDITIONS[condition], "schema": {"type": "string"}})
     statuses = {400, 401, 403, 406, 500, 503}
+    if name in GUARDED:
+        statuses.add(412)
     if rule.arguments:
         statuses.add(404)
     if name == "create_image":
@@ -246,6 +270,11 @@ def operation(plugin, rule, view, state):
                 }
             },
         }
+    if name in REVALIDATED:
+        result["responses"]["304"] = {
+            "description": "Not modified: `If-None-Match` names this representation's ETag (or `*`). No body.",
+            "headers": {"ETag": ETAG, "Cache-Control": CACHE_CONTROL},
+        }
     for status in sorted(statuses):
         result["responses"][str(status)] = ERRORS[status][0]
     return result
@@ -267,7 +296,7 @@ def build(app):
                 "a policy (`x-policy`) and credentials: a Bearer token, or Basic with the user's "
                 "name and token. Every error is `{\"message\": ...}`, with `errors` naming each "
                 "broken field; checks run in the order 404/405, 401, 403, 406, 415, 413, 400, "
-                "404/409. A query parameter an operation does not list is a 400."
+                "404/409, 412. A query parameter an operation does not list is a 400."
             ),
         },
         tags=[{"name": "images", "description": "Image records."}],

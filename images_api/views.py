@@ -6,6 +6,7 @@ from peewee import IntegrityError
 
 from . import db, errors, openapi
 from .auth import policy_required
+from .conditional import check_if_match, etag_of, not_modified, validated
 from .db import database, lookup, write_transaction
 from .models import Image
 from .parsing import parse
@@ -49,9 +50,14 @@ def shown(image):
     return {name: getattr(image, name) for name in image_schema().dump_fields}
 
 
-def get_image_or_404(image_id):
+def image_body(image):
+    """The bytes ``GET /v3/image/<id>`` sends for ``image``, as ``jsonify`` writes them; its ETag is theirs."""
+    return (current_app.json.dumps(shown(image)) + "\n").encode()
+
+
+def get_image_or_404(image_id, for_update=False):
     """The ``Image`` with ``image_id``; abort 404 when there is none (without a query when the id is malformed)."""
-    image = lookup(Image, Image.id, image_id) if is_image_id(image_id) else None
+    image = lookup(Image, Image.id, image_id, for_update) if is_image_id(image_id) else None
     if image is None:
         not_found(image_id)
     return image
@@ -69,6 +75,12 @@ def not_found(image_id):
 @parse(query=ImageQuerySchema)
 def list_images(query):
     """List images in code point order of id, a page at a time when ``limit`` is given."""
+    # A page's ETag, kept on SQLite until the database changes, answers an
+    # unchanged page's 304 without reading it (README: Conditional requests).
+    page = ("listing", query.get("provider"), query.get("limit"), query.get("marker"))
+    etag = db.kept(page)
+    if etag is not None and (unchanged := not_modified(etag)):
+        return unchanged
     # The schema's fields, read straight from the cursor into dicts: a
     # marshmallow dump of model rows was three quarters of a long listing.
     names = list(image_schema().dump_fields)
@@ -86,7 +98,9 @@ def list_images(query):
     if limit and len(rows) > limit:
         next_url = url_for(".list_images", _external=True, **{**query, "marker": rows[limit - 1]["id"]})
         response.headers["Link"] = f'<{next_url}>; rel="next"'
-    return response
+    etag = etag_of(response.get_data())
+    db.keep(page, etag)
+    return validated(response, etag)
 
 
 @bp.post("/image", merge_slashes=False)
@@ -109,7 +123,8 @@ def create_image(query, body):
 @parse(query=NoQuerySchema)
 def show_image(image_id, query):
     """Show one image."""
-    return jsonify(shown(get_image_or_404(image_id)))
+    body = image_body(get_image_or_404(image_id))
+    return validated(current_app.response_class(body, mimetype="application/json"), etag_of(body))
 
 
 @bp.put("/image/<image_id>", merge_slashes=False)
@@ -118,7 +133,8 @@ def show_image(image_id, query):
 def update_image(image_id, query, body):
     """Change an image's remote_user and/or name; id and provider never change."""
     with write_transaction():
-        image = get_image_or_404(image_id)
+        image = get_image_or_404(image_id, for_update=True)
+        check_if_match(etag_of(image_body(image)))
         changed = {
             field: ["Cannot be changed."]
             for field in FIXED_FIELDS
@@ -130,7 +146,9 @@ def update_image(image_id, query, body):
             if field in body:
                 setattr(image, field, body[field])
         image.save()
-    return jsonify(image=shown(image), message="Updated")
+    response = jsonify(image=shown(image), message="Updated")
+    response.set_etag(etag_of(image_body(image)))  # of the image as GET now sends it
+    return response
 
 
 @bp.delete("/image/<image_id>", merge_slashes=False)
@@ -141,6 +159,8 @@ def delete_image(image_id, query):
     if not is_image_id(image_id):
         not_found(image_id)
     with write_transaction():
+        if "If-Match" in request.headers:
+            check_if_match(etag_of(image_body(get_image_or_404(image_id, for_update=True))))
         deleted = Image.delete().where(Image.id == image_id).execute()
     if not deleted:
         not_found(image_id)

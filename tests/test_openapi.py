@@ -16,11 +16,11 @@ ERRORS = {400, 401, 403, 406, 500, 503}
 
 #: (method, path): (policy, statuses), as the contract gives them.
 OPERATIONS = {
-    ("get", "/v3/images"): ("read_images", {200} | ERRORS),
+    ("get", "/v3/images"): ("read_images", {200, 304} | ERRORS),
     ("post", "/v3/image"): ("create_image", {200, 409, 413, 415} | ERRORS),
-    ("get", IMAGE): ("read_images", {200, 404} | ERRORS),
-    ("put", IMAGE): ("create_image", {200, 404, 413, 415} | ERRORS),
-    ("delete", IMAGE): ("delete_image", {200, 404} | ERRORS),
+    ("get", IMAGE): ("read_images", {200, 304, 404} | ERRORS),
+    ("put", IMAGE): ("create_image", {200, 404, 412, 413, 415} | ERRORS),
+    ("delete", IMAGE): ("delete_image", {200, 404, 412} | ERRORS),
 }
 SUCCESS_SCHEMAS = {
     ("post", "/v3/image"): "ImageCreated",
@@ -115,6 +115,9 @@ def test_operation_gives_each_status_of_the_contract_with_its_body(document, met
     responses = operation(document, method, path)["responses"]
     assert {int(status) for status in responses} == OPERATIONS[method, path][1]
     for status, response in responses.items():
+        if status == "304":
+            assert "content" not in response and set(response["headers"]) == {"ETag", "Cache-Control"}
+            continue
         schema = resolve(document, response)["content"][JSON]["schema"]
         if status != "200":
             assert schema == {"$ref": "#/components/schemas/Error"}
@@ -171,18 +174,20 @@ def test_documented_headers_are_the_ones_sent(client, admin_headers, document):
 
 def test_list_parameters(document):
     parameters = {item["name"]: item for item in operation(document, "get", "/v3/images")["parameters"]}
-    assert set(parameters) == {"provider", "limit", "marker"}
-    assert all(item["in"] == "query" and not item["required"] and item["description"] for item in parameters.values())
+    assert set(parameters) == {"provider", "limit", "marker", "If-None-Match"}
+    assert all(item["in"] == "query" for name, item in parameters.items() if name != "If-None-Match")
+    assert all(not item["required"] and item["description"] for item in parameters.values())
     assert parameters["limit"]["schema"] == {"type": "integer", "minimum": 1, "maximum": 1000}
     assert parameters["provider"]["schema"]["maxLength"] == 64
     assert parameters["marker"]["schema"]["maxLength"] == 255
 
 
-@pytest.mark.parametrize("method", ["get", "put", "delete"])
-def test_image_id_path_parameter(document, method):
-    (parameter,) = operation(document, method, IMAGE)["parameters"]
+@pytest.mark.parametrize("method, condition", [("get", "If-None-Match"), ("put", "If-Match"), ("delete", "If-Match")])
+def test_image_id_path_parameter_and_the_condition(document, method, condition):
+    parameter, header = operation(document, method, IMAGE)["parameters"]
     assert parameter["in"] == "path" and parameter["name"] == "image_id" and parameter["required"] is True
     assert parameter["schema"]["pattern"] == document["components"]["schemas"]["Image"]["properties"]["id"]["pattern"]
+    assert header["in"] == "header" and header["name"] == condition and header["required"] is False
 
 
 def test_create_takes_no_parameters(document):
