@@ -110,9 +110,10 @@ def authenticate():
     settings = current_app.extensions["images_api"].settings
     remote_user = request.environ.get("REMOTE_USER") if settings.trust_remote_user else None
     if remote_user:
-        user = lookup(User, User.name, remote_user) if USER_NAME.fullmatch(remote_user) else None
+        name = utf8(remote_user)
+        user = lookup(User, User.name, name) if name and USER_NAME.fullmatch(name) else None
         if user is None:
-            abort(403, f"User {remote_user!r} is not an images-api user.")
+            abort(403, f"User {name or remote_user!r} is not an images-api user.")
         return user
 
     # A non-ASCII header never holds a token, and werkzeug's Basic parser
@@ -134,6 +135,14 @@ def authenticate():
     if user is None or (name is not None and name != user.name):
         raise BearerChallenge("Unknown user or token.")
     return user
+
+
+def utf8(environ_value):
+    """A WSGI environ string (its bytes carried as Latin-1, PEP 3333) read as the UTF-8 it is; None when it is not."""
+    try:
+        return environ_value.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return None
 
 
 def policy_required(policy):

@@ -18,7 +18,7 @@ from playhouse import db_url
 from playhouse.pool import MaxConnectionsExceeded, PooledDatabase
 from werkzeug.exceptions import ServiceUnavailable
 
-from .schema import SchemaError
+from .schema import HISTORY, SchemaError
 from .settings import SettingError, masked_url
 
 #: SQLite settings for every connection: WAL lets readers run beside a writer,
@@ -31,13 +31,23 @@ CONNECT_TIMEOUT = 5  # seconds to reach a database server before the request is 
 #: ``pip install 'images-api[EXTRA]'`` brings the driver a URL scheme needs.
 EXTRAS = {"postgres": "postgresql", "postgresql": "postgresql", "mysql": "mysql"}
 
-#: Options each server database's connections get, unless the URL sets them.
-SERVER_OPTIONS = {
-    "postgres": {"connect_timeout": CONNECT_TIMEOUT},
-    "postgresql": {"connect_timeout": CONNECT_TIMEOUT},
-    # Strict: a value the column cannot hold is an error, never cut short.
-    "mysql": {"connect_timeout": CONNECT_TIMEOUT, "sql_mode": "STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION"},
-}
+SERVER_FAMILIES = ("postgres", "postgresql", "mysql")
+
+
+def server_options(family):
+    """Options each connection to a server database of ``family`` gets, unless the URL sets them.
+
+    A wait for a lock ends at ``WRITE_DEADLINE``, as SQLite's busy timeout
+    does, and is then ``DatabaseBusy``. MariaDB/MySQL is strict: a value a
+    column cannot hold is an error, never cut short.
+    """
+    if family == "mysql":
+        return {
+            "connect_timeout": CONNECT_TIMEOUT,
+            "sql_mode": "STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION",
+            "init_command": f"SET SESSION innodb_lock_wait_timeout = {WRITE_DEADLINE}, SESSION lock_wait_timeout = {WRITE_DEADLINE}",
+        }
+    return {"connect_timeout": CONNECT_TIMEOUT, "options": f"-c lock_timeout={WRITE_DEADLINE * 1000}"}
 
 
 class DatabaseBusy(ServiceUnavailable):
@@ -89,34 +99,37 @@ def open_database(url, connections=4):
     query win over ours. Raises ``ValueError`` for a URL that names no known
     database or an in-memory SQLite one.
     """
+    given_url = url
     parts = urlsplit(url)
     family = parts.scheme.partition("+")[0]
     given = {key for key, _ in parse_qsl(parts.query, keep_blank_values=True)}
     params = {}
     if family == "sqlite":
         params = {"pragmas": SQLITE_PRAGMAS, "timeout": WRITE_DEADLINE, "lock_type": "IMMEDIATE"}
-    elif family in SERVER_OPTIONS:
+        path = db_url.parse(url)["database"]
+        if path in ("", ":memory:") or "mode=memory" in path:
+            # Each thread opens its own connection, and each connection to
+            # an in-memory SQLite database would see an empty one of its own.
+            raise ValueError("in-memory SQLite cannot be shared between threads; name a file (sqlite:///images.db)")
+        if not path.startswith("file:"):
+            params["database"] = os.path.abspath(path)  # a later chdir must not move the service to another file
+    elif family in SERVER_FAMILIES:
         if not parts.scheme.endswith("+pool"):
             url = f"{family}+pool{url[len(parts.scheme):]}"
-        params = {"max_connections": connections, "timeout": WRITE_DEADLINE, **SERVER_OPTIONS[family]}
+        params = {"max_connections": connections, "timeout": WRITE_DEADLINE, **server_options(family)}
     params = {key: value for key, value in params.items() if key not in given}
     try:
-        db = db_url.connect(url, **params)
+        db = db_url.connect(url, unquote_user=True, unquote_password=True, **params)
     except RuntimeError as error:  # db_url's word for an unknown scheme
         raise ValueError(f"unsupported database URL: {error}") from None
     except TypeError as error:  # a query parameter the database class does not take
         raise ValueError(f"a parameter of the URL is not one the database takes: {error}") from None
+    except ValueError as error:  # no database name: db_url's message quotes the URL, password and all
+        raise ValueError(str(error).replace(url, masked_url(given_url))) from None
     db.pooled = isinstance(db, PooledDatabase)
     db.extra = EXTRAS.get(family)
     db.file = None  # (path, device, inode) of the SQLite file, once open: see check_file()
-    # Each thread opens its own connection, and each connection to an
-    # in-memory SQLite database would see an empty one of its own.
-    if isinstance(db, peewee.SqliteDatabase):
-        if db.database in ("", ":memory:") or "mode=memory" in db.database:
-            raise ValueError("in-memory SQLite cannot be shared between threads; name a file (sqlite:///images.db)")
-        if not db.database.startswith("file:"):
-            # A later chdir must not move the service to another file.
-            db.init(os.path.abspath(db.database))
+    db.wal_files = None  # per thread: its connection and the -wal file it found, in WAL mode
     # SQLite takes one writer at a time and makes the others poll, sleeping
     # 1, 2, 5, ... 100 ms between tries; queueing this process's writers on a
     # lock first hands the turn on the moment a commit ends.
@@ -140,6 +153,8 @@ def start_errors(db, url):
     except (peewee.PeeweeException, MaxConnectionsExceeded) as error:
         reason = " ".join(str(error).split())  # drivers' messages run over several lines
         raise SettingError(f"cannot use the database {masked}: {reason}") from None
+    except TypeError as error:  # a parameter of the URL that the driver refuses when it connects
+        raise SettingError(f"cannot use the database {masked}: a parameter of the URL is not one the driver takes: {error}") from None
 
 
 @contextlib.contextmanager
@@ -167,25 +182,39 @@ def remember_file(db):
     if isinstance(db, peewee.SqliteDatabase) and not db.database.startswith("file:"):
         status = os.stat(db.database)
         db.file = (db.database, status.st_dev, status.st_ino)
+        # In WAL mode the -wal file exists as long as a connection is open.
+        if os.path.exists(db.database + "-wal"):
+            db.wal_files = threading.local()
 
 
 def check_file(db):
-    """Raise ``DatabaseUnavailable`` when the SQLite file ``db`` opened was deleted or replaced.
+    """Raise ``DatabaseUnavailable`` when the SQLite file ``db`` opened, or its -wal file, was deleted or replaced.
 
     Writes would go on succeeding into the old file, and all be gone at the
-    next start (README: Storage).
+    next start (README: Storage). Called with this thread's connection open:
+    SQLite keeps a -wal file for as long as a connection is, so the one this
+    connection found when it opened must still be there.
     """
     if db.file is None:
         return
     path, device, inode = db.file
     try:
         status = os.stat(path)
+        wal = os.stat(path + "-wal") if db.wal_files is not None else None
     except OSError:
         status = None
     if status is None or (status.st_dev, status.st_ino) != (device, inode):
         raise DatabaseUnavailable(
             "The database file was deleted or replaced since the service opened it; restart the service."
         )
+    if wal is not None:
+        seen, connection = db.wal_files, db.connection()
+        if getattr(seen, "connection", None) is not connection:
+            seen.connection, seen.wal = connection, (wal.st_dev, wal.st_ino)
+        elif seen.wal != (wal.st_dev, wal.st_ino):
+            raise DatabaseUnavailable(
+                "The database's -wal file was deleted or replaced since the service opened it; restart the service."
+            )
 
 
 def connect():
@@ -211,10 +240,14 @@ def release(exc=None):
 
 
 def health():
-    """Whether the database answers a query, for ``/healthz``: None, or the ``ServiceUnavailable`` to answer."""
+    """Whether the database answers a query, for ``/healthz``: None, or the ``ServiceUnavailable`` to answer.
+
+    The query reads a table (the schema's history), so that a file that can
+    be opened but not read is reported too.
+    """
     try:
         connect()
-        database.execute_sql("SELECT 1")
+        database.execute_sql(f"SELECT COUNT(*) FROM {HISTORY}").fetchone()
     except (peewee.PeeweeException, MaxConnectionsExceeded) as error:
         return failure(error) or DatabaseUnavailable()
     except ServiceUnavailable as error:

@@ -123,14 +123,25 @@ def log_level(name, value):
     return logging.getLevelName(text)
 
 
+#: Query parameters of a database URL that may carry a secret (``password``, ``passwd``, ``sslpassword``, ...).
+SECRET_PARAMETER = re.compile(r"pass|secret|token", re.IGNORECASE)
+
+
 def masked_url(url):
-    """``url`` with any password replaced by ``***``, fit for a log line."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rpartition("@")
-    user = netloc[0].partition(":")[0]
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[2]}"))
+    """``url`` with every secret it can carry replaced by ``***``, fit for a log line.
+
+    The password of its user part, and the value of any query parameter whose
+    name says it is a secret (``?password=...``).
+    """
+    parts = original = urlsplit(url)
+    if parts.password is not None:
+        user, _, host = parts.netloc.rpartition("@")
+        parts = parts._replace(netloc=f"{user.partition(':')[0]}:***@{host}")
+    if parts.query:
+        pairs = (pair.partition("=") for pair in parts.query.split("&"))
+        parts = parts._replace(query="&".join(f"{k}{eq}{'***' if SECRET_PARAMETER.search(k) else v}" for k, eq, v in pairs))
+    # Put back together only when changed: urlunsplit would drop the empty host of sqlite:///x.db.
+    return url if parts == original else urlunsplit(parts)
 
 
 def read(config):

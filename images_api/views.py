@@ -51,8 +51,8 @@ def shown(image):
 
 
 def image_body(image):
-    """The bytes ``GET /v3/image/<id>`` sends for ``image``, as ``jsonify`` writes them; its ETag is theirs."""
-    return (current_app.json.dumps(shown(image)) + "\n").encode()
+    """The bytes ``GET /v3/image/<id>`` sends for ``image``; its ETag is theirs."""
+    return jsonify(shown(image)).get_data()
 
 
 def get_image_or_404(image_id, for_update=False):

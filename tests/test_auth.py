@@ -257,6 +257,13 @@ def test_a_user_name_in_another_case_is_another_user(trusting_client, make_user,
     assert_error(trusting_client.delete("/v3/image/ami-x", environ_base={"REMOTE_USER": "ADMIN"}), 403)
 
 
+def test_a_remote_user_in_utf8_names_the_user_of_that_name(trusting_client, make_user):
+    make_user("ädmin", "read_images")
+    as_wsgi_carries_it = "ädmin".encode().decode("latin-1")  # PEP 3333: bytes as Latin-1
+    assert trusting_client.get("/v3/images", environ_base={"REMOTE_USER": as_wsgi_carries_it}).status_code == 200
+    assert_error(trusting_client.get("/v3/images", environ_base={"REMOTE_USER": "\xe4dmin"}), 403)  # not UTF-8
+
+
 @pytest.mark.parametrize("name", ["al\x00ice", "alice ", " alice", "al:ice", "a" * 65])
 def test_a_remote_user_that_cannot_be_a_user_name_is_403(trusting_client, alice, name):
     assert_error(trusting_client.get("/v3/images", environ_base={"REMOTE_USER": name}), 403)

@@ -744,6 +744,17 @@ def deleted(path):
         path.with_name(name).unlink(missing_ok=True)
 
 
+def wal_deleted(path):
+    for name in (path.name + "-wal", path.name + "-shm"):
+        path.with_name(name).unlink()
+
+
+def wal_deleted_and_made_anew(path):
+    """As when another connection opens the file after the -wal file was deleted."""
+    wal_deleted(path)
+    sqlite3.connect(path).execute("SELECT 1 FROM sqlite_master").fetchall()
+
+
 def overwritten(path):
     """Every page written to the file first, then the file overwritten: nothing readable is left."""
     sqlite3.connect(path).execute("PRAGMA wal_checkpoint(TRUNCATE)").connection.close()
@@ -752,7 +763,7 @@ def overwritten(path):
 
 
 @pytest.mark.sqlite_only
-@pytest.mark.parametrize("change", [deleted, replaced_by_another, overwritten])
+@pytest.mark.parametrize("change", [deleted, replaced_by_another, wal_deleted, wal_deleted_and_made_anew, overwritten])
 def test_a_database_file_changed_under_the_service_is_503_and_takes_no_write(client, admin_headers, database_file, change):
     assert client.post("/v3/image", json=SEED, headers=admin_headers).status_code == 200
     change(database_file)

@@ -31,13 +31,29 @@ def migration(name):
     return module
 
 
+def drop_tables(database):
+    """Drop every table of ``database`` (connected)."""
+    for table in database.get_tables():
+        database.execute_sql(f"DROP TABLE {database.quote[0]}{table}{database.quote[1]}")
+
+
+@pytest.fixture
+def new_database(database_url):
+    """``database_url`` with no table at all, as a database created for the service is."""
+    database = db.open_database(database_url, 1)
+    with database.connection_context():
+        drop_tables(database)
+    if database.pooled:
+        database.close_all()
+    return database_url
+
+
 @pytest.fixture
 def old_database(database_url):
     """``database_url`` made as images-api 3.0.0 left it: its two tables, no history, an image and a user."""
     database = db.open_database(database_url, 1)
     with database.connection_context():
-        for table in database.get_tables():
-            database.execute_sql(f"DROP TABLE {database.quote[0]}{table}{database.quote[1]}")
+        drop_tables(database)
         migration("0001_initial").up(None, database)
         param = database.param
         database.execute_sql(
@@ -121,12 +137,15 @@ def test_a_database_newer_than_the_code_is_refused_in_one_line(database_url, con
     assert run("db", "upgrade", database_url=database_url).exit_code == 2
 
 
-def test_instances_starting_at_once_on_an_old_database_apply_each_migration_once(old_database, spawn):
-    processes = [spawn(old_database, wait=False) for _ in range(3)]
+@pytest.mark.parametrize("made", ["new_database", "old_database"])
+def test_instances_starting_at_once_apply_each_migration_once(request, database_url, spawn, admin_token, made):
+    database_url = request.getfixturevalue(made)  # the same URL, made so
+    token = OLD_TOKEN if made == "old_database" else admin_token
+    processes = [spawn(database_url, wait=False) for _ in range(3)]
     for process in processes:
         wait_for(process)
-        assert call(process.port, "GET", "/v3/images", token=OLD_TOKEN).status == 200
-    assert history(old_database) == CURRENT
+        assert call(process.port, "GET", "/v3/images", token=token).status == 200
+    assert history(database_url) == CURRENT
 
 
 # -- the first start ---------------------------------------------------------------------

@@ -16,7 +16,7 @@ import peewee
 import pytest
 from support import TIMEOUT, call, free_port, quiet_environ, wait_listening, wait_until
 
-from images_api import create_app
+from images_api import create_app, db
 from images_api.logs import BatchedStreamHandler, EveryMinute
 from images_api.settings import SettingError, masked_url
 
@@ -224,6 +224,24 @@ def test_a_server_that_does_not_answer_at_start_is_one_line(url):
 def test_database_password_is_masked():
     assert masked_url("postgresql://images:s3cret@db.internal:5432/images") == "postgresql://images:***@db.internal:5432/images"
     assert masked_url("sqlite:///images.db") == "sqlite:///images.db"
+    assert masked_url("postgresql://u@h/db?password=s3cret&sslmode=require") == "postgresql://u@h/db?password=***&sslmode=require"
+    assert masked_url("mysql://u@h/db?passwd=a&sslpassword=b") == "mysql://u@h/db?passwd=***&sslpassword=***"
+
+
+@pytest.mark.parametrize("scheme", ["postgresql", "mysql"])
+def test_a_percent_encoded_user_and_password_reach_the_driver_decoded(scheme):
+    params = db.open_database(f"{scheme}://us%40er:p%40ss%2Fw%23rd%21@h/db").connect_params
+    assert (params["user"], params["password"]) == ("us@er", "p@ss/w#rd!")
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["postgresql://u@127.0.0.1:{port}/db?password=s3cret", "mysql://u:s3cret@127.0.0.1:{port}/", "mysql://u:s3cret@127.0.0.1:{port}/db?bogus=1"],
+)
+def test_a_start_up_error_never_shows_a_password(url):
+    with pytest.raises(SettingError) as raised:
+        create_app({"IMAGES_API_DATABASE_URL": url.format(port=free_port())})
+    assert "s3cret" not in str(raised.value) and "\n" not in str(raised.value)
 
 
 @pytest.fixture

@@ -1,10 +1,11 @@
 """A database server that ends sessions, goes out of reach and comes back (README: Errors, Scaling out)."""
 
 import pytest
+from peewee import PostgresqlDatabase
 from servers import kill_sessions
 from support import ROUTES, SEED, assert_error, route_params, wait_until
 
-from images_api import create_app
+from images_api import create_app, db
 
 pytestmark = pytest.mark.server_only
 
@@ -58,3 +59,28 @@ def test_a_new_app_leaves_no_connection_open(config, server_database):
     create_app(config)
     wait_until(lambda: server_database.sessions() == 0)  # the server ends a closed session a moment later
 
+
+
+@pytest.fixture
+def short_deadline(monkeypatch):
+    """The write deadline is one second for the apps the test builds."""
+    monkeypatch.setattr(db, "WRITE_DEADLINE", 1)
+
+
+def test_a_lock_held_past_the_deadline_is_503_busy_then_writes_go_through(short_deadline, config, admin_headers, server_database):
+    client = create_app(config).test_client()
+    holder = server_database.database
+    with holder.connection_context():
+        if isinstance(holder, PostgresqlDatabase):
+            with holder.atomic():
+                holder.execute_sql("LOCK TABLE images IN ACCESS EXCLUSIVE MODE")
+                resp = client.post("/v3/image", json=SEED, headers=admin_headers)
+        else:
+            holder.execute_sql("LOCK TABLES images WRITE")
+            try:
+                resp = client.post("/v3/image", json=SEED, headers=admin_headers)
+            finally:
+                holder.execute_sql("UNLOCK TABLES")
+    assert assert_error(resp, 503)["message"] == "The database is busy; retry shortly."
+    assert resp.headers["Retry-After"] == "1"
+    assert client.post("/v3/image", json=SEED, headers=admin_headers).status_code == 200

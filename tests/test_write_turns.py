@@ -63,3 +63,9 @@ def test_writes_go_through_once_the_turn_is_released(client, admin_headers, turn
         pass
     assert client.post("/v3/image", json=IMAGE, headers=admin_headers).status_code == 200
     assert client.delete("/v3/image/ami-1", headers=admin_headers).status_code == 200
+
+
+def test_sqlite_waits_the_whole_write_deadline_for_a_lock_held_elsewhere(app):
+    database = app.extensions["images_api"].database
+    with app.app_context(), database.connection_context():
+        assert database.execute_sql("PRAGMA busy_timeout").fetchone()[0] == db.WRITE_DEADLINE * 1000
