@@ -8,10 +8,16 @@ from flask import Flask
 
 from . import db, errors, health, logs, schema, settings
 from .auth import first_start
+from .models import User
 from .cli import user_cli
 from .proxy import TrustedProxy
 from .schemas import ImageQuerySchema, ImageSchema, ImageUpdateSchema, NoQuerySchema
 from .views import bp, is_api_path
+
+
+log = logging.getLogger("images_api")
+#: Flask config key the ``images-api`` command sets on the app it builds: not a server start.
+COMMAND = "IMAGES_API_COMMAND"
 
 
 @dataclass
@@ -65,6 +71,8 @@ def init_app(app, *, standalone=False):
             db.remember_file(database)
             if config.create_admin:
                 first_start(config.admin_token)
+            elif not app.config.get(COMMAND) and not User.select().exists():
+                log.warning("no user can log in yet: add one with 'images-api user add NAME --all-policies'")
     return app
 
 

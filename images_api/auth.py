@@ -17,7 +17,8 @@ POLICIES = ("read_images", "create_image", "delete_image")
 
 #: A user name: it goes in Basic auth (so no ':') and in ``REMOTE_USER``.
 USER_NAME = re.compile(r"[^\s:\x00-\x1f\x7f]{1,64}")
-#: Key in ``flask.g`` of the user a request speaks for: not ``user``, which a host app may use.
+#: Key in ``flask.g`` of the name of the user a request speaks for, or claims to (for the
+#: access log, even when no such user exists): not ``user``, which a host app may use.
 USER = "images_api_user"
 REALM = "images-api"
 
@@ -111,6 +112,7 @@ def authenticate():
     remote_user = request.environ.get("REMOTE_USER") if settings.trust_remote_user else None
     if remote_user:
         name = utf8(remote_user)
+        setattr(g, USER, name or remote_user)
         user = lookup(User, User.name, name) if name and USER_NAME.fullmatch(name) else None
         if user is None:
             abort(403, f"User {name or remote_user!r} is not an images-api user.")
@@ -149,8 +151,8 @@ def policy_required(policy):
     """Decorate a view so that only a user holding ``policy`` reaches it.
 
     Answers 401 without valid credentials and 403 when the user lacks the
-    policy (README: Errors, checked in that order); keeps the user in ``g``
-    under ``USER``.
+    policy (README: Errors, checked in that order); keeps the user's name in
+    ``g`` under ``USER``.
     """
     if policy not in POLICIES:
         raise ValueError(f"unknown policy {policy!r}")
@@ -159,7 +161,7 @@ def policy_required(policy):
         @functools.wraps(view)
         def wrapped(*args, **kwargs):
             user = authenticate()
-            setattr(g, USER, user)
+            setattr(g, USER, user.name)
             if policy not in user.policy_set:
                 abort(403, f"User {user.name!r} lacks the {policy!r} policy.")
             return view(*args, **kwargs)

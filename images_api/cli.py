@@ -89,6 +89,8 @@ def add_command(name, policies, all_policies):
     except ValueError as error:
         raise CommandError(str(error)) from None
     click.echo(token)
+    if not policies:
+        click.echo(f"User {name!r} has no policies: its token is accepted but allows nothing; grant some with 'user set-policies'.", err=True)
 
 
 @user_command("list")
@@ -134,10 +136,10 @@ def set_policies_command(name, policies):
 
 def standalone_app():
     """The app ``images-api`` commands run in: ``--database``, else the environment."""
-    from . import create_app  # here, not at the top: the package imports this module
+    from . import COMMAND, create_app  # here, not at the top: the package imports this module
 
     info = click.get_current_context().find_object(ScriptInfo)
-    config = {"IMAGES_API_CREATE_ADMIN": False}
+    config = {"IMAGES_API_CREATE_ADMIN": False, COMMAND: True}
     if info.data.get("database_url"):
         config["IMAGES_API_DATABASE_URL"] = info.data["database_url"]
     try:

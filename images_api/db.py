@@ -107,6 +107,8 @@ def open_database(url, connections=4):
     if family == "sqlite":
         params = {"pragmas": SQLITE_PRAGMAS, "timeout": WRITE_DEADLINE, "lock_type": "IMMEDIATE"}
         path = db_url.parse(url)["database"]
+        if parts.netloc and not parts.path.strip("/"):
+            raise ValueError(f"{masked_url(url)!r} names no file: a SQLite file takes three slashes (sqlite:///{parts.netloc})")
         if path in ("", ":memory:") or "mode=memory" in path:
             # Each thread opens its own connection, and each connection to
             # an in-memory SQLite database would see an empty one of its own.

@@ -36,13 +36,14 @@ def printable(text):
 
 
 def logged_path():
-    """The request's path and query, with values of unknown parameters masked."""
+    """The request's path (under its mount prefix, as the client sent it) and query, unknown parameters' values masked."""
+    path = request.script_root + request.path
     if not request.query_string:  # most requests: nothing to parse
-        return request.path
+        return path
     query = "&".join(
         f"{key}={value if key in LOGGED_PARAMETERS else '***'}" for key, value in request.args.items(multi=True)
     )
-    return f"{request.path}?{query}"
+    return f"{path}?{query}"
 
 
 def start_timer():
@@ -65,7 +66,7 @@ def log_access(response):
         printable(logged_path()),
         response.status_code,
         (time.perf_counter() - started) * 1000,
-        printable(user.name) if user is not None else "-",
+        printable(user) if user is not None else "-",
     )
     return response
 

@@ -354,11 +354,25 @@ def test_users_made_before_first_start_prevent_the_admin(database_url, capfd):
     assert users(database_url) == ["alice\t" + ",".join(sorted(POLICIES))]
 
 
-def test_create_admin_off_creates_nobody(database_url, capfd):
+def test_create_admin_off_creates_nobody_and_says_nobody_can_log_in(database_url, capfd, caplog):
     app = create_app({"TESTING": True, "IMAGES_API_DATABASE_URL": database_url, "IMAGES_API_CREATE_ADMIN": False})
     assert printed_tokens(capfd.readouterr().err) == []
+    assert "no user can log in yet" in caplog.text
     assert users(database_url) == []
     assert_401(app.test_client().get("/v3/images"))
+
+
+def test_a_user_added_without_policies_is_said_to_allow_nothing(database_url):
+    result = CliRunner().invoke(main, ["user", "add", "idle", "--database", database_url])
+    assert result.exit_code == 0
+    assert len(result.stdout.split()) == 1  # the token alone, for TOKEN=$(...)
+    assert "has no policies" in result.stderr
+    assert "no user can log in yet" not in result.stderr
+
+
+def test_the_access_log_names_a_remote_user_that_is_not_a_user(trusting_client, caplog):
+    assert_error(trusting_client.get("/v3/images", environ_base={"REMOTE_USER": "mallory\n"}), 403)
+    assert "GET /v3/images 403" in caplog.text and "user=mallory\\n" in caplog.text
 
 
 def test_admin_token_from_the_environment(monkeypatch, database_url):

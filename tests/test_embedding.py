@@ -3,7 +3,7 @@
 import json
 
 import pytest
-from flask import Flask
+from flask import Flask, g
 from werkzeug.middleware.dispatcher import DispatcherMiddleware
 from werkzeug.test import Client
 
@@ -75,6 +75,34 @@ def test_api_works_in_a_host(host, admin_headers):
     assert (response.status_code, response.content_type) == (404, "application/json")
 
 
+@pytest.fixture
+def flaskr_host(config):
+    """A host in flaskr's style: its own ``g.user``, a row of its own users, set before every request."""
+    app = Flask("flaskr")
+    app.config.update(config)
+
+    @app.before_request
+    def load_logged_in_user():
+        g.user = {"id": 1, "username": "flaskr-user"}
+
+    @app.get("/whoami")
+    def whoami():
+        return {"user": g.user}
+
+    images_api.init_app(app)
+    return app
+
+
+@pytest.mark.parametrize("headers, status", [({}, 401), (None, 200)])
+def test_the_api_keeps_its_user_apart_from_the_hosts_g_user(flaskr_host, admin_headers, headers, status, caplog):
+    client = flaskr_host.test_client()
+    resp = client.get("/v3/images", headers=admin_headers if headers is None else headers)
+    assert resp.status_code == status, resp.get_data(as_text=True)
+    assert client.get("/whoami").get_json() == {"user": {"id": 1, "username": "flaskr-user"}}
+    assert f"GET /v3/images {status}" in caplog.text
+    assert ("user=admin" in caplog.text) == (status == 200)
+
+
 def test_host_cli_has_user_commands(host, admin_headers):
     result = host.test_cli_runner().invoke(args=["user", "add", "bob", "--policy", "read_images"])
     assert result.exit_code == 0, result.output
@@ -113,6 +141,11 @@ def mounted(app):
         return [b"root"]
 
     return Client(DispatcherMiddleware(root, {"/catalogue": app}))
+
+
+def test_access_lines_under_a_prefix_show_the_path_the_client_sent(mounted, admin_headers, caplog):
+    assert mounted.get("/catalogue/v3/images?limit=5", headers=admin_headers).status_code == 200
+    assert "GET /catalogue/v3/images?limit=5 200" in caplog.text
 
 
 def test_prefix_routes_location_and_link(mounted, admin_headers):

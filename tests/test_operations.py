@@ -221,6 +221,21 @@ def test_a_server_that_does_not_answer_at_start_is_one_line(url):
     assert "\n" not in str(raised.value)
 
 
+@pytest.mark.parametrize(
+    "url, message",
+    [
+        ("sqlite://images.db", "a SQLite file takes three slashes (sqlite:///images.db)"),
+        ("sqlite:///images.db?foo=1", "a parameter of the URL is not one the driver takes"),
+        ("sqlite://", "in-memory SQLite cannot be shared between threads"),
+    ],
+)
+def test_a_database_url_mistake_is_one_line_that_says_what_to_write(tmp_path, monkeypatch, url, message):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SettingError) as raised:
+        create_app({"IMAGES_API_DATABASE_URL": url})
+    assert message in str(raised.value) and "\n" not in str(raised.value)
+
+
 def test_database_password_is_masked():
     assert masked_url("postgresql://images:s3cret@db.internal:5432/images") == "postgresql://images:***@db.internal:5432/images"
     assert masked_url("sqlite:///images.db") == "sqlite:///images.db"
@@ -343,7 +358,7 @@ def test_waitress_serve_runs_wsgi_application_under_a_prefix(tmp_path, admin_tok
     finally:
         process.terminate()
         _, stderr = process.communicate(timeout=30)
-    assert "POST /v3/image 200" in stderr
+    assert "POST /catalogue/v3/image 200" in stderr  # the path as the client sent it
     assert admin_token not in stderr
 
 
