@@ -1,91 +1,12 @@
-"""Serve images-api on this machine with waitress (contract: Command line).
+"""Serve images-api on this machine with waitress, from a checkout (README: A session with curl).
 
-    python app.py [--host 127.0.0.1] [--port 8080] [--threads 4] [--database URL]
+    python app.py [--host 127.0.0.1] [--port 8080] [--threads 4] [--database URL] [--version]
 
-Every flag also reads its ``IMAGES_API_*`` variable. A start-up mistake (a
-malformed setting or flag, a database that cannot be opened, a port in use)
-is one line on standard error and exit status 2.
+The same as ``images-api serve`` (``images_api.serve``), for a laptop and a
+clone: one file to run.
 """
 
-import logging
-import signal
-import sys
-
-import click
-import waitress
-
-from images_api import create_app, logs
-from images_api.settings import SettingError, masked_url
-
-log = logging.getLogger("images_api")
-
-WAITRESS_SETTINGS = {
-    # waitress reads a whole body before the app sees it; past 1 MiB it
-    # refuses it itself (a plain-text 413) rather than spool up to 1 GiB.
-    # Between 64 KiB and 1 MiB the API's own JSON 413 answers.
-    "max_request_body_size": 1024 * 1024,
-    # Keep X-Forwarded-* for images_api's TrustedProxy, which believes them
-    # only from IMAGES_API_TRUSTED_PROXY; Flask itself never reads them.
-    "clear_untrusted_proxy_headers": False,
-}
-
-
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--host", default="127.0.0.1", show_default=True, envvar="IMAGES_API_HOST", help="Address to listen on.")
-@click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True, envvar="IMAGES_API_PORT", help="Port to listen on.")
-@click.option("--threads", type=click.IntRange(1, 256), default=4, show_default=True, envvar="IMAGES_API_THREADS", help="Worker threads.")
-@click.option("--database", metavar="URL", help="Database URL (default: IMAGES_API_DATABASE_URL, else sqlite:///images.db).")
-def main(host, port, threads, database):
-    """Serve the images-api HTTP API with waitress."""
-    # The pool of a server database holds a connection for each thread.
-    config = {"IMAGES_API_THREADS": threads}
-    if database:
-        config["IMAGES_API_DATABASE_URL"] = database
-    # Listen first, so that a port in use stops the start before the app
-    # touches the database (and, on a first start, prints an admin token).
-    # No request is served before server.run(), by which time app exists.
-    try:
-        server = waitress.create_server(
-            lambda environ, start_response: app(environ, start_response),
-            host=host,
-            port=port,
-            threads=threads,
-            **WAITRESS_SETTINGS,
-        )
-    except (OSError, ValueError) as error:  # ValueError: waitress cannot resolve the host
-        reason = getattr(error, "strerror", None) or error
-        raise click.ClickException(f"cannot listen on {host}:{port}: {reason}") from None
-    try:
-        app = create_app(config)
-    except SettingError as error:
-        server.close()
-        raise click.ClickException(str(error)) from None
-    logs.configure(app.extensions["images_api"].settings.log_level, batched=True)
-    url = masked_url(app.config["IMAGES_API_DATABASE_URL"])
-    log.info("images-api listening on http://%s:%s with %d threads, database %s", host, server.effective_port, threads, url)
-    signal.signal(signal.SIGTERM, stop)
-    server.run()
-
-
-def stop(signum, frame):
-    """On SIGTERM, stop as on Ctrl-C, so that the log lines not yet written are (``logs.BatchedStreamHandler``).
-
-    Python's own SIGTERM ends the process at once and loses them. Requests
-    in progress are cut off either way: waitress does not drain.
-    """
-    raise SystemExit(0)
-
-
-def run(args=None):
-    """Run ``main``; any usage or start-up error is one line and exit status 2."""
-    try:
-        main.main(args, standalone_mode=False)
-    except click.ClickException as error:
-        click.echo(f"images-api: {error.format_message()}", err=True)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        pass
-
+from images_api.serve import run
 
 if __name__ == "__main__":
-    run()
+    run(prog_name="app.py")

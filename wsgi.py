@@ -1,19 +1,8 @@
-"""The service for any WSGI server: ``application``, configured from ``IMAGES_API_*``.
+"""The service for any WSGI server, from a checkout: ``wsgi:application`` (README: Any WSGI server).
 
     waitress-serve --listen 127.0.0.1:8080 wsgi:application
 
-A start-up mistake (a malformed setting, a database that cannot be opened)
-is one line on standard error and exit status 2, not a traceback.
+The same as ``images_api.wsgi``, which works wherever the package is installed.
 """
 
-import sys
-
-from images_api import create_app, logs
-from images_api.settings import SettingError
-
-try:
-    application = create_app()
-except SettingError as error:
-    print(f"images-api: {error}", file=sys.stderr)
-    sys.exit(2)
-logs.configure(application.extensions["images_api"].settings.log_level)
+from images_api.wsgi import application  # noqa: F401 (what a WSGI server imports)

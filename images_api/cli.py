@@ -1,4 +1,4 @@
-"""The ``images-api`` command: users and their tokens, the schema, export and import (README: Users and tokens).
+"""The ``images-api`` command: serve, users and their tokens, the schema, export and import (README: Users and tokens).
 
 The ``user`` group, ``export`` and ``import`` run in an app context: the
 standalone ``images-api`` command builds one from ``--database``; a host
@@ -12,7 +12,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup, ScriptInfo, with_appcontext
 
-from . import db, schema, settings, transfer
+from . import db, schema, serve, settings, transfer
 from .auth import POLICIES, USER_NAME, add_user, check_policies, hash_token, new_token
 from .db import database
 from .models import User
@@ -160,7 +160,8 @@ def command_url():
         raise CommandError(str(error)) from None
 
 
-@click.group(help="Manage the images-api service.")
+@click.group(help="Serve and manage the images-api service.")
+@click.version_option(package_name="images-api", message="images-api %(version)s")
 @click.pass_context
 def main(ctx):
     ctx.obj = ScriptInfo(create_app=standalone_app, set_debug_flag=False)
@@ -168,6 +169,7 @@ def main(ctx):
 
 
 main.add_command(user_cli)
+main.add_command(serve.main)
 
 
 @main.group("db")

@@ -3,6 +3,7 @@
 import io
 import logging
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -414,3 +415,41 @@ def test_app_py_refuses_a_body_past_a_mebibyte_before_reading_it(app_py, admin_t
         status_line = sock.makefile("rb").readline()
     assert status_line.split()[1] == b"413", status_line
     assert call(port, "GET", "/v3/images", token=admin_token).json() == []
+
+
+# -- serving from the installed package ------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        [str(Path(sys.executable).parent / "images-api"), "serve"],
+        [sys.executable, "-m", "images_api", "serve"],
+        [str(Path(sys.executable).parent / "waitress-serve"), "images_api.wsgi:application"],
+    ],
+    ids=["images-api serve", "python -m images_api serve", "waitress-serve images_api.wsgi"],
+)
+def test_the_installed_package_serves_outside_a_checkout(tmp_path, admin_token, command):
+    port = free_port()
+    if "waitress" in command[0]:
+        command = [command[0], "--listen", f"127.0.0.1:{port}", *command[1:]]
+    else:
+        command = [*command, "--port", str(port)]
+    environ = quiet_environ(IMAGES_API_DATABASE_URL=f"sqlite:///{tmp_path / 'images.db'}", IMAGES_API_ADMIN_TOKEN=admin_token)
+    process = subprocess.Popen(command, cwd=tmp_path, env=environ, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_listening(process, port, process.stdout.read)
+        assert call(port, "GET", "/v3/images", token=admin_token).json() == []
+    finally:
+        process.terminate()
+        process.communicate(timeout=TIMEOUT)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [[str(Path(sys.executable).parent / "images-api")], [sys.executable, "-m", "images_api"], [sys.executable, "app.py"], [sys.executable, "-m", "images_api", "serve"]],
+)
+def test_version(command):
+    done = subprocess.run([*command, "--version"], cwd=REPO, capture_output=True, text=True, timeout=TIMEOUT)
+    assert done.returncode == 0, done.stderr
+    assert re.fullmatch(r"images-api \d+\.\d+\.\d+\n", done.stdout)
