@@ -10,6 +10,7 @@ fails a request: ``DatabaseBusy`` and ``DatabaseUnavailable``, both a JSON 503.
 import contextlib
 import os
 import threading
+import time
 from urllib.parse import parse_qsl, urlsplit
 
 import peewee
@@ -132,11 +133,8 @@ def open_database(url, connections=4):
     db.extra = EXTRAS.get(family)
     db.file = None  # (path, device, inode) of the SQLite file, once open: see check_file()
     db.wal_files = None  # per thread: its connection and the -wal file it found, in WAL mode
-    # SQLite takes one writer at a time and makes the others poll, sleeping
-    # 1, 2, 5, ... 100 ms between tries; queueing this process's writers on a
-    # lock first hands the turn on the moment a commit ends.
     sqlite = isinstance(db, peewee.SqliteDatabase) and not db.pooled
-    db.write_lock = threading.RLock() if sqlite else None
+    db.write_turn = WriteTurn(connections) if sqlite else None
     db.lookup_sql = {}  # (model, field name) -> SQL, see lookup()
     db.read_rows = ReadRows() if sqlite else None
     return db
@@ -395,22 +393,76 @@ def snapshot(db):
     return db.atomic(isolation_level="REPEATABLE READ")
 
 
+class WriteTurn:
+    """This process's turn to write on SQLite: one writer at a time, and never every thread waiting for it.
+
+    SQLite takes one writer at a time and makes the others poll, sleeping 1,
+    2, 5, ... 100 ms between tries; queueing this process's writers on a lock
+    first hands the turn on the moment a commit ends. At most ``threads - 1``
+    threads are ever in a write, and while a lock held elsewhere keeps the
+    turn's writer waiting, a writer that finds no room is ``DatabaseBusy`` at
+    once: a thread stays free for reads and ``/healthz`` (README: Storage).
+    """
+
+    STUCK = 0.25  # seconds a turn is held before it is taken for waiting on a lock elsewhere (a write takes milliseconds)
+
+    def __init__(self, threads):
+        self.lock = threading.RLock()
+        self.room = threading.BoundedSemaphore(max(1, threads - 1))
+        self.since = None  # when the turn was taken; None while nobody holds it
+
+    def stuck(self):
+        """Whether the turn has been held past ``STUCK``: its writer waits on a lock held elsewhere."""
+        since = self.since
+        return since is not None and time.monotonic() - since > self.STUCK
+
+    @contextlib.contextmanager
+    def taken(self, db):
+        """Hold the turn, then run the block in ``db.atomic()``, all within one ``WRITE_DEADLINE``."""
+        deadline = time.monotonic() + WRITE_DEADLINE
+        # Room frees within milliseconds while writes go through; once the
+        # turn is stuck, waiting on for room would hold a thread reads need.
+        while not self.room.acquire(timeout=min(self.STUCK, max(0.0, deadline - time.monotonic()))):
+            if self.stuck() or time.monotonic() >= deadline:
+                raise DatabaseBusy()
+        try:
+            if not self.lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                raise DatabaseBusy()
+            self.since = time.monotonic()
+            try:
+                # What is left of the deadline is what SQLite may wait for a
+                # writer of another process (its busy timeout), not 30 s more.
+                left = deadline - time.monotonic()
+                shortened = left < WRITE_DEADLINE - 0.01
+                if shortened:
+                    db.execute_sql(f"PRAGMA busy_timeout = {max(1, int(left * 1000))}")
+                try:
+                    with db.atomic():
+                        yield
+                finally:
+                    if shortened:
+                        db.execute_sql(f"PRAGMA busy_timeout = {WRITE_DEADLINE * 1000}")
+            finally:
+                self.since = None
+                self.lock.release()
+        finally:
+            self.room.release()
+
+
 @contextlib.contextmanager
 def write_transaction():
-    """``database.atomic()`` for a write, entered by one thread of this process at a time on SQLite.
+    """``database.atomic()`` for a write; on SQLite within this process's ``WriteTurn``.
 
-    Waiting longer than ``WRITE_DEADLINE`` for the turn is ``DatabaseBusy``.
+    Waiting longer than ``WRITE_DEADLINE`` in all, for the turn and for the
+    database's own lock, is ``DatabaseBusy``.
     """
     db = database.obj
     # From here on this request reads from the database: inside the write,
     # what it changes must be read as it is now, and after it, as changed.
     g.pop(READ_ROWS, None)
-    lock = db.write_lock  # None off SQLite
-    if lock is not None and not lock.acquire(timeout=WRITE_DEADLINE):
-        raise DatabaseBusy()
-    try:
+    if db.write_turn is None:
         with db.atomic():
             yield
-    finally:
-        if lock is not None:
-            lock.release()
+    else:
+        with db.write_turn.taken(db):
+            yield

@@ -1,11 +1,15 @@
 """Writers of one process take turns; no turn within the busy timeout is a 503 (contract: Persistence, Errors)."""
 
 import contextlib
+import re
+import sqlite3
 import threading
 
 import pytest
 
-from images_api import db
+from support import ThreadServer, call
+
+from images_api import create_app, db
 
 pytestmark = pytest.mark.sqlite_only  # SQLite's own behaviour, or not about the database
 
@@ -16,7 +20,7 @@ IMAGE = {"id": "ami-1", "provider": "ec2", "remote_user": "ubuntu"}
 def turn_held(app, monkeypatch):
     """``with turn_held():`` another thread holds this process's turn to write; the busy timeout is 50 ms."""
     monkeypatch.setattr(db, "WRITE_DEADLINE", 0.05)
-    lock = app.extensions["images_api"].database.write_lock
+    lock = app.extensions["images_api"].database.write_turn.lock
 
     @contextlib.contextmanager
     def held():
@@ -69,3 +73,37 @@ def test_sqlite_waits_the_whole_write_deadline_for_a_lock_held_elsewhere(app):
     database = app.extensions["images_api"].database
     with app.app_context(), database.connection_context():
         assert database.execute_sql("PRAGMA busy_timeout").fetchone()[0] == db.WRITE_DEADLINE * 1000
+
+
+def test_while_a_lock_held_elsewhere_keeps_writers_waiting_reads_and_health_are_answered(config, admin_token, monkeypatch, database_url, caplog):
+    """More writers than threads wait on a lock held by another process: one thread stays free, and each
+    writer's whole wait, for this process's turn and SQLite's lock, is one deadline (README: Storage)."""
+    monkeypatch.setattr(db, "WRITE_DEADLINE", 4)
+    server = ThreadServer(create_app({**config, "TESTING": False, "IMAGES_API_THREADS": 4}), threads=4)
+    holder = sqlite3.connect(database_url.removeprefix("sqlite:///"), isolation_level=None)
+    holder.execute("BEGIN IMMEDIATE")
+    results = []
+
+    def write(n):
+        results.append(call(server.port, "POST", "/v3/image", {**IMAGE, "id": f"ami-w{n}"}, token=admin_token).status)
+
+    writers = [threading.Thread(target=write, args=(n,)) for n in range(8)]
+    try:
+        for thread in writers:
+            thread.start()
+        # Answered while the lock is still held, before any writer's deadline: the writers
+        # that answered first were those that found no room, not those that waited it out.
+        assert call(server.port, "GET", "/v3/images", token=admin_token).status == 200
+        assert call(server.port, "GET", "/healthz").status == 200
+        answered_before = [float(m) / 1000 for m in re.findall(r"POST /v3/image 503 ([0-9.]+)ms", caplog.text)]
+        assert all(wait < db.WRITE_DEADLINE / 2 for wait in answered_before), answered_before
+        for thread in writers:
+            thread.join()
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+        server.stop()
+    assert results == [503] * 8
+    # Each writer's wait as the server measured it (the access line), not its time queued for a thread.
+    waits = [float(m) / 1000 for m in re.findall(r"POST /v3/image 503 ([0-9.]+)ms", caplog.text)]
+    assert len(waits) == 8 and max(waits) < 2 * db.WRITE_DEADLINE  # not the turn's deadline and then SQLite's
