@@ -8,6 +8,7 @@ is one line on standard error and exit status 2.
 """
 
 import logging
+import resource
 import signal
 import sys
 
@@ -33,7 +34,27 @@ WAITRESS_SETTINGS = {
     # Keep X-Forwarded-* for images_api's TrustedProxy, which believes them
     # only from IMAGES_API_TRUSTED_PROXY; Flask itself never reads them.
     "clear_untrusted_proxy_headers": False,
+    # Idle and slow clients hold a socket each, not a thread: with waitress's
+    # 100 connections, 98 of them locked every other client out. poll(), not
+    # select(), which cannot watch descriptors past 1024.
+    "asyncore_use_poll": True,
+    # An idle connection is closed after a minute (waitress: two).
+    "channel_timeout": 60,
 }
+#: Connections held open at once, idle or slow ones included (README: Settings).
+CONNECTION_LIMIT = 10_000
+#: File descriptors kept for the database, the log and waitress's own.
+SPARE_FILES = 256
+
+
+def connection_limit():
+    """How many connections this process can hold: raise its soft file limit toward ``CONNECTION_LIMIT``."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = CONNECTION_LIMIT + SPARE_FILES
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        soft = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    return CONNECTION_LIMIT if soft == resource.RLIM_INFINITY else max(1, min(CONNECTION_LIMIT, soft - SPARE_FILES))
 
 
 @click.command("serve", context_settings={"help_option_names": ["-h", "--help"]})
@@ -58,6 +79,7 @@ def main(host, port, threads, database):
             host=host,
             port=port,
             threads=threads,
+            connection_limit=connection_limit(),
             **WAITRESS_SETTINGS,
         )
     except (OSError, ValueError) as error:  # ValueError: waitress cannot resolve the host
@@ -70,7 +92,10 @@ def main(host, port, threads, database):
         raise StartError(str(error)) from None
     logs.configure(app.extensions["images_api"].settings.log_level, batched=True)
     url = masked_url(app.config["IMAGES_API_DATABASE_URL"])
-    log.info("images-api listening on http://%s:%s with %d threads, database %s", host, server.effective_port, threads, url)
+    log.info(
+        "images-api listening on http://%s:%s with %d threads and up to %d connections, database %s",
+        host, server.effective_port, threads, server.adj.connection_limit, url,
+    )  # fmt: skip
     signal.signal(signal.SIGTERM, stop)
     server.run()
 

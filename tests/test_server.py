@@ -6,6 +6,8 @@ as a subprocess where the test needs to kill or restart a whole server.
 
 import http.client
 import json
+import resource
+import socket
 import subprocess
 import sys
 import threading
@@ -375,3 +377,29 @@ def test_remote_user_header_does_not_authenticate_through_waitress(serve, config
     trusting = serve()
     assert_json_error(call(trusting.port, "GET", "/v3/images", headers={"Remote-User": "admin"}), 401)
     assert_json_error(call(trusting.port, "GET", "/v3/images", headers={"Remote_User": "admin"}), 401)
+
+
+# -- hostile clients ---------------------------------------------------------------------
+
+
+@pytest.mark.sqlite_only
+@pytest.mark.parametrize("kind", ["idle", "slow"])
+def test_a_thousand_idle_or_slow_connections_leave_other_clients_answered(spawn, database_url, admin_token, kind):
+    """waitress's 100 connections once let 98 idle sockets lock every other client out (README: Settings)."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 1500:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 4096), hard))
+    process = spawn(database_url)
+    hostile = []
+    try:
+        for _ in range(1000):
+            sock = socket.create_connection(("127.0.0.1", process.port), timeout=TIMEOUT)
+            if kind == "slow":  # a request that never ends, a byte at a time (slowloris)
+                sock.sendall(b"GET /v3/images HTTP/1.1\r\nHost: x\r\nX-a: b")
+            hostile.append(sock)
+        for _ in range(20):
+            assert call(process.port, "GET", "/v3/images", token=admin_token).status == 200
+            assert call(process.port, "GET", "/healthz").status == 200
+    finally:
+        for sock in hostile:
+            sock.close()
