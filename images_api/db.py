@@ -69,6 +69,12 @@ class DatabaseUnavailable(ServiceUnavailable):
         super().__init__(description, retry_after=5)
 
 
+class DiskFull(DatabaseUnavailable):
+    """503: the database's disk is full. ``/healthz`` says so until a write of this process goes through again."""
+
+    description = "The database's disk is full; writes succeed again once there is room."
+
+
 class AppDatabase(peewee.DatabaseProxy):
     """Stands for the database of the Flask app in context.
 
@@ -131,6 +137,7 @@ def open_database(url, connections=4):
         raise ValueError(str(error).replace(url, masked_url(given_url))) from None
     db.pooled = isinstance(db, PooledDatabase)
     db.extra = EXTRAS.get(family)
+    db.full = False  # a write failed on a full disk, and none has gone through since: see health()
     db.file = None  # (path, device, inode) of the SQLite file, once open: see check_file()
     db.wal_files = None  # per thread: its connection and the -wal file it found, in WAL mode
     sqlite = isinstance(db, peewee.SqliteDatabase) and not db.pooled
@@ -245,6 +252,8 @@ def health():
     The query reads a table (the schema's history), so that a file that can
     be opened but not read is reported too.
     """
+    if database.obj.full:
+        return DiskFull()
     try:
         connect()
         database.execute_sql(f"SELECT COUNT(*) FROM {HISTORY}").fetchone()
@@ -294,11 +303,17 @@ def failure(error):
             return None
     code = error_code(error)
     if code == SQLITE_ERROR:
-        return None
+        # SQLite rolls a transaction back itself on a full disk or an I/O
+        # error; peewee's ROLLBACK then fails with "no transaction is active"
+        # while handling the error that says what happened.
+        cause = error.__context__
+        while cause is not None and not isinstance(cause, peewee.PeeweeException):
+            cause = cause.__context__
+        return failure(cause) if cause is not None else None
     if code in BUSY:
         return DatabaseBusy()
     if code in FULL:
-        return DatabaseUnavailable("The database's disk is full; writes succeed again once there is room.")
+        return DiskFull()
     return DatabaseUnavailable()
 
 
@@ -454,15 +469,21 @@ def write_transaction():
     """``database.atomic()`` for a write; on SQLite within this process's ``WriteTurn``.
 
     Waiting longer than ``WRITE_DEADLINE`` in all, for the turn and for the
-    database's own lock, is ``DatabaseBusy``.
+    database's own lock, is ``DatabaseBusy``. A write that fails on a full
+    disk makes ``/healthz`` say so until one goes through.
     """
     db = database.obj
     # From here on this request reads from the database: inside the write,
     # what it changes must be read as it is now, and after it, as changed.
     g.pop(READ_ROWS, None)
-    if db.write_turn is None:
-        with db.atomic():
-            yield
-    else:
-        with db.write_turn.taken(db):
-            yield
+    try:
+        if db.write_turn is None:
+            with db.atomic():
+                yield
+        else:
+            with db.write_turn.taken(db):
+                yield
+    except peewee.PeeweeException as error:
+        db.full = db.full or isinstance(failure(error), DiskFull)
+        raise
+    db.full = False

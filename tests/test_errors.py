@@ -772,3 +772,28 @@ def test_a_database_file_changed_under_the_service_is_503_and_takes_no_write(cli
         assert "database" in body["message"]
     assert_error(client.get("/healthz"), 503)
 
+
+
+@pytest.mark.sqlite_only
+def test_a_full_disk_is_503_saying_so_health_reports_it_and_writes_resume_with_room(app, client, admin_headers):
+    """SQLite's max_page_count stands in for a full disk: the same SQLITE_FULL."""
+    database = app.extensions["images_api"].database
+    assert client.get("/healthz").status_code == 200  # this thread's connection, which the test limits
+
+    def pages(count):
+        with app.app_context():
+            database.execute_sql(f"PRAGMA max_page_count = {count}")
+
+    with app.app_context():
+        pages(database.execute_sql("PRAGMA page_count").fetchone()[0])
+    for n in range(1000):  # until the pages there are run out
+        resp = client.post("/v3/image", json={**SEED, "id": f"ami-{n}", "name": "x" * 255}, headers=admin_headers)
+        if resp.status_code != 200:
+            break
+    body = assert_error(resp, 503)
+    assert body["message"] == "The database's disk is full; writes succeed again once there is room."
+    assert assert_error(client.get("/healthz"), 503)["message"] == body["message"]
+    assert client.get("/v3/images", headers=admin_headers).status_code == 200  # reads go on
+    pages(1_000_000)
+    assert client.post("/v3/image", json=SEED, headers=admin_headers).status_code == 200
+    assert client.get("/healthz").status_code == 200
