@@ -1,5 +1,7 @@
 """Every error as one JSON shape: ``{"message": ..., "errors": {...}?}`` (contract: Errors)."""
 
+from urllib.parse import unquote_to_bytes
+
 from flask import current_app, jsonify, request
 from marshmallow import ValidationError
 from peewee import PeeweeException
@@ -70,14 +72,35 @@ def routing_errors_where(is_api_path):
     """
 
     def routing_error():
+        if not is_api_path(request.path):
+            return None
         error = request.routing_exception
-        if error is None or not is_api_path(request.path):
+        if error is None and rewritten_target():
+            error = NotFound()
+        if error is None:
             return None
         if isinstance(error, RequestRedirect):
             error = NotFound()
         return http_error(error)
 
     return routing_error
+
+
+def rewritten_target():
+    """Whether the server changed the request target before the app saw it (README: Errors).
+
+    waitress drops a path's leading slashes after the first (``//v3/images``)
+    and, through ``urlsplit``, tabs and newlines (``/v3/image/u<TAB>3`` became
+    ``u3``). Its ``REQUEST_URI`` keeps the target as sent: the path routed
+    must end it, and not after a slash. A prefix before it (a mount, a
+    proxy's) is another's business.
+    """
+    raw = request.environ.get("REQUEST_URI")
+    if raw is None:  # a server that does not say
+        return False
+    sent = unquote_to_bytes(raw.partition("?")[0].partition("#")[0]).decode("latin-1")
+    routed = request.environ.get("PATH_INFO", "")
+    return not sent.endswith(routed) or sent[: len(sent) - len(routed)].endswith("/")
 
 
 def register(target):

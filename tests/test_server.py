@@ -403,3 +403,32 @@ def test_a_thousand_idle_or_slow_connections_leave_other_clients_answered(spawn,
     finally:
         for sock in hostile:
             sock.close()
+
+
+def raw_request(port, request_line, token):
+    """Send ``request_line`` as the client wrote it, byte for byte; return the reply's status and body."""
+    with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock:
+        sock.sendall(request_line + f"\r\nHost: x\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n".encode())
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    head, _, body = reply.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body
+
+
+@pytest.mark.parametrize(
+    "request_line",
+    [b"GET //v3/images HTTP/1.1", b"GET ///v3/images HTTP/1.1", b"DELETE /v3/image/u\t3 HTTP/1.1", b"GET /v3/ima\tges HTTP/1.1"],
+)
+def test_a_request_target_the_server_rewrote_is_404(server, admin_token, request_line):
+    assert call(server.port, "POST", "/v3/image", image(id="u3"), token=admin_token).status == 200
+    status, body = raw_request(server.port, request_line, admin_token)
+    assert status == 404 and json.loads(body)["message"]
+    assert [i["id"] for i in listing(server.port, admin_token)] == ["u3"]
+
+
+@pytest.mark.parametrize("target", [b"/v3/image/u3", b"/v3/image/%75%33", b"http://x/v3/image/u3", b"/v3/image/u3?"])
+def test_a_target_as_sent_is_routed(server, admin_token, target):
+    assert call(server.port, "POST", "/v3/image", image(id="u3"), token=admin_token).status == 200
+    status, body = raw_request(server.port, b"GET " + target + b" HTTP/1.1", admin_token)
+    assert status == 200, body
