@@ -54,7 +54,8 @@ def init_app(app, *, standalone=False):
     try:
         database = db.open_database(config.database_url, config.threads)
     except ValueError as error:
-        raise settings.SettingError(f"IMAGES_API_DATABASE_URL: {error}") from None
+        # The value, not a setting's name: it may have come from a flag (--database).
+        raise settings.SettingError(f"the database URL {settings.masked_url(config.database_url)!r}: {error}") from None
     app.extensions["images_api"] = State(config, database, schemas, standalone)
     app.register_blueprint(bp)
     app.before_request(errors.routing_errors_where(is_api_path))

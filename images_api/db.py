@@ -115,7 +115,7 @@ def open_database(url, connections=4):
         params = {"pragmas": SQLITE_PRAGMAS, "timeout": WRITE_DEADLINE, "lock_type": "IMMEDIATE"}
         path = db_url.parse(url)["database"]
         if parts.netloc and not parts.path.strip("/"):
-            raise ValueError(f"{masked_url(url)!r} names no file: a SQLite file takes three slashes (sqlite:///{parts.netloc})")
+            raise ValueError(f"it names no file: a SQLite file takes three slashes (sqlite:///{parts.netloc})")
         if path in ("", ":memory:") or "mode=memory" in path:
             # Each thread opens its own connection, and each connection to
             # an in-memory SQLite database would see an empty one of its own.
@@ -130,7 +130,7 @@ def open_database(url, connections=4):
     try:
         db = db_url.connect(url, unquote_user=True, unquote_password=True, **params)
     except RuntimeError as error:  # db_url's word for an unknown scheme
-        raise ValueError(f"unsupported database URL: {error}") from None
+        raise ValueError(f"no database of that kind: {error}") from None
     except TypeError as error:  # a query parameter the database class does not take
         raise ValueError(f"a parameter of the URL is not one the database takes: {error}") from None
     except ValueError as error:  # no database name: db_url's message quotes the URL, password and all

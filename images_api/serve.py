@@ -14,6 +14,7 @@ import sys
 
 import click
 import waitress
+from click.core import ParameterSource
 
 from . import logs
 from .settings import SettingError, masked_url
@@ -57,11 +58,23 @@ def connection_limit():
     return CONNECTION_LIMIT if soft == resource.RLIM_INFINITY else max(1, min(CONNECTION_LIMIT, soft - SPARE_FILES))
 
 
+class SettingOption(click.Option):
+    """A flag that also reads an ``IMAGES_API_*`` variable, and names the one its bad value came from."""
+
+    def process_value(self, ctx, value):
+        try:
+            return super().process_value(ctx, value)
+        except click.BadParameter as error:
+            if ctx.get_parameter_source(self.name) is ParameterSource.ENVIRONMENT:
+                error.param_hint = f"{self.envvar} (from the environment)"
+            raise
+
+
 @click.command("serve", context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="images-api", message="images-api %(version)s")
-@click.option("--host", default="127.0.0.1", show_default=True, envvar="IMAGES_API_HOST", help="Address to listen on.")
-@click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True, envvar="IMAGES_API_PORT", help="Port to listen on.")
-@click.option("--threads", type=click.IntRange(1, 256), default=4, show_default=True, envvar="IMAGES_API_THREADS", help="Worker threads.")
+@click.option("--host", cls=SettingOption, default="127.0.0.1", show_default=True, envvar="IMAGES_API_HOST", help="Address to listen on.")
+@click.option("--port", cls=SettingOption, type=click.IntRange(1, 65535), default=8080, show_default=True, envvar="IMAGES_API_PORT", help="Port to listen on.")
+@click.option("--threads", cls=SettingOption, type=click.IntRange(1, 256), default=4, show_default=True, envvar="IMAGES_API_THREADS", help="Worker threads.")
 @click.option("--database", metavar="URL", help="Database URL (default: IMAGES_API_DATABASE_URL, else sqlite:///images.db).")
 def main(host, port, threads, database):
     """Serve the images-api HTTP API with waitress."""

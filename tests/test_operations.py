@@ -453,3 +453,20 @@ def test_version(command):
     done = subprocess.run([*command, "--version"], cwd=REPO, capture_output=True, text=True, timeout=TIMEOUT)
     assert done.returncode == 0, done.stderr
     assert re.fullmatch(r"images-api \d+\.\d+\.\d+\n", done.stdout)
+
+
+@pytest.mark.parametrize(
+    "args, environ, message",
+    [
+        ([], {"IMAGES_API_PORT": "abc"}, "IMAGES_API_PORT (from the environment)"),
+        (["--port", "abc"], {}, "'--port'"),
+        ([], {"IMAGES_API_THREADS": "0"}, "IMAGES_API_THREADS (from the environment)"),
+        (["--database", "sqlite://images.db"], {}, "the database URL 'sqlite://images.db': it names no file"),
+    ],
+)
+def test_a_bad_value_is_blamed_on_where_it_came_from(tmp_path, args, environ, message):
+    done = subprocess.run(
+        [sys.executable, str(REPO / "app.py"), *args], cwd=tmp_path, env=quiet_environ(**environ), capture_output=True, text=True, timeout=TIMEOUT
+    )
+    assert done.returncode == 2
+    assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
