@@ -1,4 +1,4 @@
-"""Users, tokens and the policy each route requires (contract: Authentication and policies)."""
+"""Users, tokens and the policy each route requires (README: Authentication)."""
 
 import functools
 import hashlib
@@ -24,7 +24,7 @@ REALM = "images-api"
 
 
 class BearerChallenge(Unauthorized):
-    """401 that tells the client how to authenticate (contract: Errors, 401)."""
+    """401 that tells the client how to authenticate (README: Errors, 401)."""
 
     description = "Authentication required: send 'Authorization: Bearer <token>' or Basic with your user name and token."
 

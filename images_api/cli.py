@@ -23,7 +23,7 @@ STANDALONE = "images_api.standalone"
 
 
 class CommandError(click.ClickException):
-    """A one-line error and exit status 2 (contract: Command line)."""
+    """A one-line error and exit status 2 (README: Users and tokens)."""
 
     exit_code = 2
 

@@ -1,4 +1,4 @@
-"""Every error as one JSON shape: ``{"message": ..., "errors": {...}?}`` (contract: Errors)."""
+"""Every error as one JSON shape: ``{"message": ..., "errors": {...}?}`` (README: Errors)."""
 
 from urllib.parse import unquote_to_bytes
 

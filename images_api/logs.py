@@ -97,7 +97,7 @@ class BatchedStreamHandler(logging.StreamHandler):
 
     Every write to a file or pipe lets go of the GIL, and under load the
     thread that wrote then waits for it behind the others: one access line
-    per request cost a sixth of an authorized GET's throughput (issue 5).
+    per request cost a sixth of an authorized GET's throughput (bench/README.md).
     Lines are formatted at once and written together by a thread of the
     handler (one per process, so a forked worker starts its own), under the
     handler's lock: a stream that blocks holds up logging, as it would a

@@ -4,9 +4,8 @@ apispec's marshmallow plugin writes it from the schemas that load requests,
 so the two cannot drift: the paths, methods, policies and the query and body
 schemas of each operation come from the views (``policy_required`` and
 ``parse`` record them), the field rules from ``schemas.py``. This module adds
-what the schemas cannot say: responses, statuses and headers (contract:
-Routes and policies, Errors) and the security schemes (contract:
-Authentication and policies). ``document`` builds it once per app.
+what the schemas cannot say: responses, statuses and headers (README: The API, Errors) and the security
+schemes (README: Authentication). ``document`` builds it once per app.
 """
 
 import importlib.metadata
@@ -96,7 +95,7 @@ def field_rules(converter, field, ret, **kwargs):
     if field.name == "provider" and isinstance(parent, ProviderCheck) and parent.providers:
         extra["enum"] = sorted(parent.providers)
     if isinstance(parent, ImageUpdateSchema) and field.name in ("id", "provider"):
-        # The view compares them with the stored image (contract: PUT).
+        # The view compares them with the stored image (README: The API, on PUT).
         extra["readOnly"] = True
         extra["description"] = f"{FIELD_DESCRIPTIONS[field.name]} May be sent back as read; any other value is a 400."
     return extra
@@ -113,7 +112,7 @@ def header(description, schema, required=True):
     return {"description": description, "required": required, "schema": schema}
 
 
-#: Error responses by status, each with its component name (contract: Errors).
+#: Error responses by status, each with its component name (README: Errors).
 ERRORS = {
     400: (
         "BadRequest",
@@ -166,7 +165,7 @@ def link(operation, pointer):
 
 
 def successes():
-    """The 200 response of each operation, by view name (contract: Routes and policies)."""
+    """The 200 response of each operation, by view name (README: The API)."""
     return {
         "list_images": {
             "description": "The images, in code point order of `id`.",

@@ -1,6 +1,6 @@
-"""Reading a request: the Accept, Content-Type, size and shape checks (contract: Errors).
+"""Reading a request: the Accept, Content-Type, size and shape checks (README: Errors).
 
-``parse`` runs them in the contract's order (406, 415, 413, 400) after
+``parse`` runs them in the order of the README's error table (406, 415, 413, 400) after
 ``policy_required`` has run 401 and 403, and hands the view loaded data.
 """
 
@@ -11,7 +11,7 @@ from flask import abort, current_app, request
 from marshmallow import ValidationError
 from werkzeug.exceptions import RequestEntityTooLarge
 
-#: Largest request body taken, in bytes (contract: Errors, 413).
+#: Largest request body taken, in bytes (README: Errors, 413).
 MAX_BODY = 64 * 1024
 JSON = "application/json"
 

@@ -1,4 +1,4 @@
-"""Marshmallow schemas: every rule an input must meet (contract: Resource, Routes).
+"""Marshmallow schemas: every rule an input must meet (README: The API).
 
 Loading a schema is the only input check the views rely on; each raises
 ``marshmallow.ValidationError`` with a message per broken rule.

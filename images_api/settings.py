@@ -1,7 +1,7 @@
 """Settings: defaults, ``IMAGES_API_*`` environment variables, config keys.
 
 Every setting has one name, used both as the environment variable and as the
-Flask config key (contract: Command line). ``read`` turns the raw values into
+Flask config key (README: Users and tokens). ``read`` turns the raw values into
 typed ones and rejects malformed values with ``SettingError``.
 """
 

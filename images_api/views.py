@@ -1,4 +1,4 @@
-"""The ``/v3`` blueprint: five routes over images (contract: Routes and policies)."""
+"""The ``/v3`` blueprint: five routes over images (README: The API)."""
 
 from flask import Blueprint, abort, current_app, jsonify, request, url_for
 from marshmallow import ValidationError

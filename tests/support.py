@@ -21,7 +21,7 @@ ALL_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
 
 
 def image(id="ami-0abc", provider="ec2", remote_user="ubuntu", name="Ubuntu 22.04 LTS"):
-    """An image body with every field of the contract's Resource table."""
+    """An image body with every field of an image (README: The API)."""
     return {"id": id, "provider": provider, "remote_user": remote_user, "name": name}
 
 
@@ -44,7 +44,7 @@ def body_of(resp):
 
 
 def assert_error(resp, status, *secrets):
-    """Check an error answer (contract, Errors): status, JSON object with a message,
+    """Check an error answer (README: Errors): status, JSON object with a message,
     field errors as lists of strings, no secret and no traceback anywhere."""
     text = resp.get_data(as_text=True)
     assert resp.status_code == status, f"{resp.status_code} {text[:500]}"

@@ -1,4 +1,4 @@
-"""Who may call what (contract: Authentication and policies; Command line, first start)."""
+"""Who may call what (README: Authentication; Users and tokens, the first start)."""
 
 import base64
 import json
@@ -386,6 +386,6 @@ def test_admin_token_from_the_environment(monkeypatch, database_url):
 
 
 def test_trusted_remote_user_unset_leaves_tokens_working(trusting_client, admin_headers):
-    """The contract ignores Authorization only when REMOTE_USER is set."""
+    """Authorization is ignored only when REMOTE_USER is set (README: Users authenticated by the server)."""
     assert trusting_client.get("/v3/images", headers=admin_headers).status_code == 200
     assert trusting_client.get("/v3/images", headers=admin_headers, environ_base={"REMOTE_USER": ""}).status_code == 200

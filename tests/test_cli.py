@@ -1,4 +1,4 @@
-"""The ``images-api user`` commands (contract: Command line), checked over HTTP too."""
+"""The ``images-api user`` commands (README: Users and tokens), checked over HTTP too."""
 
 import re
 import subprocess
@@ -26,7 +26,7 @@ def token_of(result):
 def granted(client, token):
     """The policies ``token`` holds, probed without changing anything.
 
-    403 comes before 400/404 (contract: Errors), so a request that would fail
+    403 comes before 400/404 (README: Errors), so a request that would fail
     later tells by its status whether the policy was there.
     """
     headers = {"Authorization": f"Bearer {token}"}

@@ -1,4 +1,4 @@
-"""The contract's error table, row by row and in its order, and the bad inputs of issue 2.
+"""The README's error table, row by row and in its order, and the bad inputs each must refuse.
 
 Every test starts from one stored image (``SEED``) and ends by checking through the
 list route that a refused request stored, changed and deleted nothing.

@@ -1,4 +1,4 @@
-"""The five routes' success paths (contract: Resource, Routes and policies)."""
+"""The five routes' success paths (README: The API)."""
 
 import json
 import re
@@ -389,7 +389,7 @@ def test_delete_then_get_is_404(client, admin_headers, create):
 
 
 # -- every read sees the last write ------------------------------------------------
-# Between writes, a thread answers lookups from the rows it read (issue 5).
+# Between writes, a thread answers lookups from the rows it read (README: Storage).
 
 
 def test_each_write_is_read_back_at_once(client, admin_headers, create):

@@ -1,4 +1,4 @@
-"""A listing is, byte for byte, the shown images joined (contract: Routes, ``GET /v3/images``).
+"""A listing is, byte for byte, the shown images joined (README: The API, ``GET /v3/images``).
 
 The listing reads rows straight from the cursor while ``GET /v3/image/<id>``
 goes through the schema; on every listing path the two must say the same.

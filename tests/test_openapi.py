@@ -1,4 +1,4 @@
-"""The OpenAPI document at ``GET /v3/openapi.json`` (issue 4): valid, and saying the contract."""
+"""The OpenAPI document at ``GET /v3/openapi.json`` (README: The OpenAPI document): valid, and saying what the README says."""
 
 import re
 
@@ -14,7 +14,7 @@ JSON = "application/json"
 IMAGE = "/v3/image/{image_id}"
 ERRORS = {400, 401, 403, 406, 500, 503}
 
-#: (method, path): (policy, statuses), as the contract gives them.
+#: (method, path): (policy, statuses), as the README gives them.
 OPERATIONS = {
     ("get", "/v3/images"): ("read_images", {200, 304} | ERRORS),
     ("post", "/v3/image"): ("create_image", {200, 409, 413, 415} | ERRORS),
@@ -111,7 +111,7 @@ def test_operation_names_its_policy(document, method, path):
 
 
 @pytest.mark.parametrize("method, path", OPERATIONS)
-def test_operation_gives_each_status_of_the_contract_with_its_body(document, method, path):
+def test_operation_gives_each_status_of_the_readme_with_its_body(document, method, path):
     responses = operation(document, method, path)["responses"]
     assert {int(status) for status in responses} == OPERATIONS[method, path][1]
     for status, response in responses.items():
@@ -224,7 +224,7 @@ def test_request_bodies(document):
     ],
 )
 def test_image_change_needs_remote_user_or_name(document, body, valid):
-    """The one rule across fields (contract: PUT) is in the document too."""
+    """The one rule across fields (README: The API, on PUT) is in the document too."""
     assert OAS30Validator(document["components"]["schemas"]["ImageChange"]).is_valid(body) is valid
 
 

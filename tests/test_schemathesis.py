@@ -1,4 +1,4 @@
-"""schemathesis against the live service, from its own OpenAPI document (issue 4).
+"""schemathesis against the live service, from its own OpenAPI document (README: The OpenAPI document).
 
 A real waitress server on a free port serves an app on a temp-file database;
 schemathesis's command line runs every check and every phase (examples,

@@ -1,4 +1,4 @@
-"""Against real waitress servers on 127.0.0.1 (contract: Persistence, Errors, Command line).
+"""Against real waitress servers on 127.0.0.1 (README: Storage, Errors, Users and tokens).
 
 In-process servers run ``waitress.create_server`` in a thread; ``python app.py`` runs
 as a subprocess where the test needs to kill or restart a whole server.
@@ -103,7 +103,7 @@ def test_a_200_survives_kill_9_the_next_instant(spawn, database_url, admin_token
     assert listing(again.port, admin_token) == expected
 
 
-# -- reads between writes (issue 5) ----------------------------------------------------
+# -- reads between writes (README: Storage) ----------------------------------------------------
 # Each server thread answers lookups from the rows it read until the database changes.
 
 

@@ -1,4 +1,4 @@
-"""Writers of one process take turns; no turn within the busy timeout is a 503 (contract: Persistence, Errors)."""
+"""Writers of one process take turns; no turn within the busy timeout is a 503 (README: Storage, Errors)."""
 
 import contextlib
 import re
