@@ -2,32 +2,22 @@
 
 import logging
 import os
-from dataclasses import dataclass
 
 from flask import Flask
 
 from . import db, errors, health, logs, schema, settings
 from .auth import first_start
-from .models import User
 from .cli import user_cli
+from .models import User
 from .proxy import TrustedProxy
-from .schemas import ImageQuerySchema, ImageSchema, ImageUpdateSchema, NoQuerySchema
+from .schemas import ImageSchema
+from .state import EXTENSION, State, api_state
 from .views import bp, is_api_path
 
 
 log = logging.getLogger("images_api")
 #: Flask config key the ``images-api`` command sets on the app it builds: not a server start.
 COMMAND = "IMAGES_API_COMMAND"
-
-
-@dataclass
-class State:
-    """What one app's API needs at request time: ``app.extensions["images_api"]``."""
-
-    settings: settings.Settings
-    database: object
-    schemas: dict
-    standalone: bool
 
 
 def init_app(app, *, standalone=False):
@@ -45,18 +35,12 @@ def init_app(app, *, standalone=False):
     for key, value in settings.DEFAULTS.items():
         app.config.setdefault(key, value)
     logging.getLogger("images_api").setLevel(config.log_level)
-    schemas = {
-        ImageSchema: ImageSchema(providers=config.providers),
-        ImageUpdateSchema: ImageUpdateSchema(),
-        ImageQuerySchema: ImageQuerySchema(),
-        NoQuerySchema: NoQuerySchema(),
-    }
     try:
         database = db.open_database(config.database_url, config.threads)
     except ValueError as error:
         # The value, not a setting's name: it may have come from a flag (--database).
         raise settings.SettingError(f"the database URL {settings.masked_url(config.database_url)!r}: {error}") from None
-    app.extensions["images_api"] = State(config, database, schemas, standalone)
+    app.extensions[EXTENSION] = State(config, database, ImageSchema(providers=config.providers), standalone)
     app.register_blueprint(bp)
     app.before_request(errors.routing_errors_where(is_api_path))
     app.before_request(logs.start_timer)
@@ -93,7 +77,7 @@ def create_app(config=None):
     errors.register(app)
     app.register_blueprint(health.bp)
     init_app(app, standalone=True)
-    proxies = app.extensions["images_api"].settings.trusted_proxies
+    proxies = api_state(app).settings.trusted_proxies
     if proxies:
         app.wsgi_app = TrustedProxy(app.wsgi_app, proxies)
     return app

@@ -6,12 +6,13 @@ import re
 import secrets
 import sys
 
-from flask import abort, current_app, g, request
+from flask import abort, g, request
 from peewee import IntegrityError
 from werkzeug.exceptions import Unauthorized
 
 from .db import database, lookup
 from .models import FirstStart, User
+from .state import current_api
 
 POLICIES = ("read_images", "create_image", "delete_image")
 
@@ -108,7 +109,7 @@ def authenticate():
     the server names the user and ``Authorization`` is ignored; a name not in
     the user table is 403. Otherwise Bearer or Basic (name, token) is required.
     """
-    settings = current_app.extensions["images_api"].settings
+    settings = current_api.settings
     remote_user = request.environ.get("REMOTE_USER") if settings.trust_remote_user else None
     if remote_user:
         name = utf8(remote_user)

@@ -9,14 +9,13 @@ alone, so that it can report on a schema the app would upgrade or refuse.
 import os
 
 import click
-from flask import current_app
 from flask.cli import AppGroup, ScriptInfo, with_appcontext
 
 from . import db, schema, serve, settings, transfer
 from .auth import POLICIES, USER_NAME, add_user, check_policies, hash_token, new_token
 from .db import database
 from .models import User
-from .schemas import ImageSchema
+from .state import current_api
 from .settings import SettingError
 
 STANDALONE = "images_api.standalone"
@@ -234,9 +233,8 @@ def export_command(output):
 @with_appcontext
 def import_command(file, replace):
     """Load an export into the database in one transaction: every record, or none."""
-    image_schema = current_app.extensions["images_api"].schemas[ImageSchema]
     try:
-        images, users = transfer.load(file, image_schema, replace)
+        images, users = transfer.load(file, current_api.image_schema, replace)
     except transfer.TransferError as error:
         raise CommandError(f"{file.name}: {error}; nothing was imported") from None
     except UnicodeDecodeError:

@@ -21,6 +21,7 @@ from werkzeug.exceptions import ServiceUnavailable
 
 from .schema import HISTORY, SchemaError
 from .settings import SettingError, masked_url
+from .state import api_state
 
 #: SQLite settings for every connection: WAL lets readers run beside a writer,
 #: ``synchronous=FULL`` makes a commit survive a crash (no speed bought with
@@ -90,7 +91,7 @@ class AppDatabase(peewee.DatabaseProxy):
 
     @property
     def obj(self):
-        return current_app.extensions["images_api"].database
+        return api_state(current_app).database
 
 
 database = AppDatabase()
@@ -241,7 +242,7 @@ def connect():
 
 def release(exc=None):
     """Teardown hook: give a pooled connection back to the pool (one the server closed is dropped)."""
-    db = current_app.extensions["images_api"].database
+    db = api_state(current_app).database
     if db.pooled and not db.is_closed():
         db.close()
 

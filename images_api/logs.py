@@ -12,9 +12,10 @@ import sys
 import threading
 import time
 
-from flask import current_app, g, request
+from flask import g, request
 
 from .auth import USER
+from .state import current_api
 from .views import is_api_path
 
 access_logger = logging.getLogger("images_api.access")
@@ -53,11 +54,10 @@ def start_timer():
 
 def log_access(response):
     """After-request hook: log the request on ``images_api.access``, when it is the API's."""
-    state = current_app.extensions["images_api"]
     started = g.get("images_api_started")
     if started is None or not access_logger.isEnabledFor(logging.INFO):
         return response
-    if not (state.standalone or is_api_path(request.path)):
+    if not (current_api.standalone or is_api_path(request.path)):
         return response
     user = g.get(USER)
     access_logger.info(

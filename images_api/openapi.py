@@ -18,6 +18,7 @@ from marshmallow import Schema, fields, validate
 from .auth import REALM
 from .parsing import JSON, MAX_BODY
 from .schemas import ImageSchema, ImageUpdateSchema, ProviderCheck, image_id, image_name, printable
+from .state import api_state
 
 OPENAPI_VERSION = "3.0.3"
 EXTENSION = "images_api.openapi"
@@ -222,7 +223,7 @@ def operation(plugin, rule, view, state):
     name = view.__name__
     summary, _, details = (view.__doc__ or name).replace("``", "`").strip().partition("\n")
     converter = plugin.converter
-    id_schema = converter.field2property(state.schemas[ImageSchema].fields["id"])
+    id_schema = converter.field2property(state.image_schema.fields["id"])
     del id_schema["description"]  # the parameter's own says it
     parameters = [
         {
@@ -234,7 +235,7 @@ def operation(plugin, rule, view, state):
         }
         for argument in sorted(rule.arguments)
     ]
-    for parameter in converter.schema2parameters(state.schemas[view.query_schema], location="query"):
+    for parameter in converter.schema2parameters(state.schema(view.query_schema), location="query"):
         parameter["description"] = PARAMETER_DESCRIPTIONS.get(parameter["name"], "")
         parameters.append(parameter)
     condition = "If-None-Match" if name in REVALIDATED else "If-Match" if name in GUARDED else None
@@ -264,7 +265,7 @@ def operation(plugin, rule, view, state):
             "required": True,
             "content": {
                 JSON: {
-                    "schema": state.schemas[view.body_schema],
+                    "schema": state.schema(view.body_schema),
                     "example": examples(state.settings.providers)[view.body_schema],
                 }
             },
@@ -281,7 +282,7 @@ def operation(plugin, rule, view, state):
 
 def build(app):
     """The OpenAPI document (a dict) of the API that ``app`` serves."""
-    state = app.extensions["images_api"]
+    state = api_state(app)
     # Every schema is registered by name below; the resolver names no other.
     plugin = MarshmallowPlugin(schema_name_resolver=lambda schema: None)
     spec = APISpec(
@@ -306,8 +307,8 @@ def build(app):
         "basicAuth", {"type": "http", "scheme": "basic", "description": "The user's name and API token."}
     )
     spec.components.schema("Image", schema=ShownImageSchema())
-    spec.components.schema("NewImage", schema=state.schemas[ImageSchema])
-    spec.components.schema("ImageChange", schema=state.schemas[ImageUpdateSchema])
+    spec.components.schema("NewImage", schema=state.image_schema)
+    spec.components.schema("ImageChange", schema=state.schema(ImageUpdateSchema))
     spec.components.schema("ImageCreated", schema=ImageCreatedSchema())
     spec.components.schema("ImageUpdated", schema=ImageUpdatedSchema())
     spec.components.schema("ImageDeleted", schema=ImageDeletedSchema())

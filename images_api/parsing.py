@@ -7,9 +7,11 @@
 import functools
 import json
 
-from flask import abort, current_app, request
+from flask import abort, request
 from marshmallow import ValidationError
 from werkzeug.exceptions import RequestEntityTooLarge
+
+from .state import current_api
 
 #: Largest request body taken, in bytes (README: Errors, 413).
 MAX_BODY = 64 * 1024
@@ -103,7 +105,7 @@ def parse(query, body=None):
     """Decorate a view to receive ``query=`` (and ``body=`` when a body schema is given).
 
     ``query`` and ``body`` are marshmallow Schema classes; the app's instances
-    of them (built once in ``init_app``) load the data, and a
+    of them (``State.schema``) load the data, and a
     ``ValidationError`` becomes a 400 naming each field.
     """
 
@@ -112,14 +114,13 @@ def parse(query, body=None):
         def wrapped(*args, **kwargs):
             if not accepts_json():
                 abort(406, "This API answers only 'application/json'; the Accept header excludes it.")
-            schemas = current_app.extensions["images_api"].schemas
             document = read_json_object() if body is not None else None
             raw_query = read_query()
             # An empty query loads to {} under every query schema (none has a
             # default); skipping marshmallow then is a tenth of a GET.
-            kwargs["query"] = schemas[query].load(raw_query) if raw_query else {}
+            kwargs["query"] = current_api.schema(query).load(raw_query) if raw_query else {}
             if body is not None:
-                kwargs["body"] = schemas[body].load(document)
+                kwargs["body"] = current_api.schema(body).load(document)
             return view(*args, **kwargs)
 
         # Read by the OpenAPI document, so it describes what is really loaded.

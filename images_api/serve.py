@@ -18,6 +18,7 @@ from click.core import ParameterSource
 
 from . import logs
 from .settings import SettingError, masked_url
+from .state import api_state
 
 log = logging.getLogger("images_api")
 
@@ -103,7 +104,7 @@ def main(host, port, threads, database):
     except SettingError as error:
         server.close()
         raise StartError(str(error)) from None
-    logs.configure(app.extensions["images_api"].settings.log_level, batched=True)
+    logs.configure(api_state(app).settings.log_level, batched=True)
     url = masked_url(app.config["IMAGES_API_DATABASE_URL"])
     log.info(
         "images-api listening on http://%s:%s with %d threads and up to %d connections, database %s",

@@ -9,6 +9,7 @@ from .auth import policy_required
 from .conditional import check_if_match, etag_of, not_modified, validated
 from .db import database, lookup, write_transaction
 from .models import Image
+from .state import current_api
 from .parsing import parse
 from .schemas import ImageQuerySchema, ImageSchema, ImageUpdateSchema, NoQuerySchema, is_image_id
 
@@ -38,7 +39,7 @@ def is_api_path(path):
 
 def image_schema():
     """The app's ``ImageSchema``, which shapes every image in a response."""
-    return current_app.extensions["images_api"].schemas[ImageSchema]
+    return current_api.image_schema
 
 
 def shown(image):

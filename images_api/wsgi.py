@@ -12,10 +12,11 @@ import sys
 
 from . import create_app, logs
 from .settings import SettingError
+from .state import api_state
 
 try:
     application = create_app()
 except SettingError as error:
     print(f"images-api: {error}", file=sys.stderr)
     sys.exit(2)
-logs.configure(application.extensions["images_api"].settings.log_level)
+logs.configure(api_state(application).settings.log_level)

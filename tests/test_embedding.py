@@ -9,6 +9,7 @@ from werkzeug.test import Client
 
 import images_api
 from images_api import create_app
+from images_api.state import api_state
 
 pytestmark = pytest.mark.sqlite_only  # SQLite's own behaviour, or not about the database
 
@@ -195,7 +196,7 @@ def test_health_needs_no_credentials(client):
 
 
 def test_health_is_503_when_the_database_does_not_answer(app, tmp_path):
-    database = app.extensions["images_api"].database
+    database = api_state(app).database
     database.init(str(tmp_path / "missing-dir" / "images.db"))
     response = app.test_client().get("/healthz")
     assert response.status_code == 503

@@ -27,6 +27,8 @@ from support import (
 )
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
+from images_api.state import api_state
+
 LIMIT = 64 * 1024
 WWW_AUTHENTICATE = 'Bearer realm="images-api"'
 
@@ -642,7 +644,7 @@ def image_table_renamed(app):
 
     @contextlib.contextmanager
     def renamed():
-        database = app.extensions["images_api"].database
+        database = api_state(app).database
         with app.app_context(), database.connection_context():
             database.execute_sql("ALTER TABLE images RENAME TO broken_on_purpose")
         try:
@@ -723,7 +725,7 @@ def test_malformed_path_id_is_404_without_echoing_it(client, admin_headers, capl
 
 @pytest.mark.sqlite_only
 def test_unopenable_database_is_503_on_the_routes(app, admin_headers, tmp_path):
-    app.extensions["images_api"].database.init(str(tmp_path / "gone" / "images.db"))
+    api_state(app).database.init(str(tmp_path / "gone" / "images.db"))
     assert_error(app.test_client().get("/v3/images", headers=admin_headers), 503)
 
 
@@ -777,7 +779,7 @@ def test_a_database_file_changed_under_the_service_is_503_and_takes_no_write(cli
 @pytest.mark.sqlite_only
 def test_a_full_disk_is_503_saying_so_health_reports_it_and_writes_resume_with_room(app, client, admin_headers):
     """SQLite's max_page_count stands in for a full disk: the same SQLITE_FULL."""
-    database = app.extensions["images_api"].database
+    database = api_state(app).database
     assert client.get("/healthz").status_code == 200  # this thread's connection, which the test limits
 
     def pages(count):

@@ -8,6 +8,7 @@ import pytest
 from support import JSON, allow_header, assert_error, body_of, image, listing
 
 from images_api import create_app
+from images_api.state import api_state
 
 LINK = re.compile(r'^<(?P<url>[^>]+)>; rel="next"$')
 UUID = "5f0c7e3a-2d4b-4f7e-9a61-0c2b8e1d9f44"
@@ -192,7 +193,7 @@ def test_names_are_kept_to_the_code_point(client, admin_headers, create):
 def test_the_columns_themselves_compare_exactly(app, create):
     """The rule is the columns', not only the API's queries': what any SQL sees (README: The API)."""
     create(id="keep-me", provider="ec2")
-    database = app.extensions["images_api"].database
+    database = api_state(app).database
     with app.app_context(), database.connection_context():
         param = database.param
         for sql, values in [
@@ -422,7 +423,7 @@ def test_rows_are_kept_only_for_values_a_row_can_have(app, client, admin_headers
     for n in range(3):
         assert_error(client.get(f"/v3/image/{n}{junk}", headers=admin_headers), 404)
     assert show(client, admin_headers, "ami-kept")["id"] == "ami-kept"
-    kept = app.extensions["images_api"].database.read_rows.rows  # this thread's, as the test client's
+    kept = api_state(app).database.read_rows.rows  # this thread's, as the test client's
     assert any(value == "ami-kept" for _, value in kept)
     assert max(len(value) for _, value in kept) <= 255
 

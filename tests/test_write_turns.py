@@ -10,6 +10,7 @@ import pytest
 from support import ThreadServer, call
 
 from images_api import create_app, db
+from images_api.state import api_state
 
 pytestmark = pytest.mark.sqlite_only  # SQLite's own behaviour, or not about the database
 
@@ -20,7 +21,7 @@ IMAGE = {"id": "ami-1", "provider": "ec2", "remote_user": "ubuntu"}
 def turn_held(app, monkeypatch):
     """``with turn_held():`` another thread holds this process's turn to write; the busy timeout is 50 ms."""
     monkeypatch.setattr(db, "WRITE_DEADLINE", 0.05)
-    lock = app.extensions["images_api"].database.write_turn.lock
+    lock = api_state(app).database.write_turn.lock
 
     @contextlib.contextmanager
     def held():
@@ -70,7 +71,7 @@ def test_writes_go_through_once_the_turn_is_released(client, admin_headers, turn
 
 
 def test_sqlite_waits_the_whole_write_deadline_for_a_lock_held_elsewhere(app):
-    database = app.extensions["images_api"].database
+    database = api_state(app).database
     with app.app_context(), database.connection_context():
         assert database.execute_sql("PRAGMA busy_timeout").fetchone()[0] == db.WRITE_DEADLINE * 1000
 
