@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from images_api import create_app, db
 from images_api.cli import main
 from servers import SERVER_BACKENDS, Relay, ServerDatabase
-from support import TIMEOUT, quiet_environ, start_app_py, wait_for
+from support import SEED, TIMEOUT, listing, quiet_environ, start_app_py, wait_for
 
 ADMIN_TOKEN = "admin-token-for-tests-0123456789abcdefghij"
 #: Read before ``clean_environ`` hides every ``IMAGES_API_*`` variable from the tests.
@@ -152,6 +152,23 @@ def make_user(app, cli):
         return result.stdout.strip()
 
     return make
+
+
+@pytest.fixture
+def seeded(client, admin_headers):
+    """``SEED`` stored through the API."""
+    resp = client.post("/v3/image", json=SEED, headers=admin_headers)
+    assert resp.status_code == 200, resp.get_data(as_text=True)
+
+
+@pytest.fixture
+def unchanged(seeded, client, admin_headers):
+    """``unchanged()`` asserts that the store still holds the seed image and nothing else."""
+
+    def check():
+        assert listing(client, admin_headers) == [SEED]
+
+    return check
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ import pytest
 import waitress
 
 JSON = "application/json"
+WWW_AUTHENTICATE = 'Bearer realm="images-api"'
 POLICIES = ("read_images", "create_image", "delete_image")
 ALL_METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS")
 
@@ -72,6 +73,13 @@ def listing(client, headers):
     resp = client.get("/v3/images", headers=headers)
     assert resp.status_code == 200, resp.get_data(as_text=True)
     return body_of(resp)
+
+
+def listing_at(port, token):
+    """Every stored image, through the list route of the server on ``port``."""
+    reply = call(port, "GET", "/v3/images", token=token)
+    assert reply.status == 200, reply.data[:300]
+    return reply.json()
 
 
 def allow_header(resp):

@@ -6,18 +6,12 @@ import re
 
 import pytest
 from click.testing import CliRunner
-from support import JSON, NEW, POLICIES, SEED, assert_error, basic, listing, route_params
+from support import JSON, NEW, POLICIES, SEED, WWW_AUTHENTICATE, assert_error, basic, listing, route_params
 
 from images_api import create_app
 from images_api.cli import main
 
-WWW_AUTHENTICATE = 'Bearer realm="images-api"'
 SCHEMES = ["bearer", "basic"]
-
-
-@pytest.fixture
-def seeded(client, admin_headers):
-    assert client.post("/v3/image", json=SEED, headers=admin_headers).status_code == 200
 
 
 def credentials(scheme, name, token):

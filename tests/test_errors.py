@@ -20,6 +20,7 @@ from support import (
     NEW,
     ROUTES,
     SEED,
+    WWW_AUTHENTICATE,
     allow_header,
     assert_error,
     listing,
@@ -27,26 +28,9 @@ from support import (
 )
 from werkzeug.test import EnvironBuilder, run_wsgi_app
 
+from images_api.parsing import MAX_BODY
 from images_api.state import api_state
 
-LIMIT = 64 * 1024
-WWW_AUTHENTICATE = 'Bearer realm="images-api"'
-
-
-@pytest.fixture
-def seeded(client, admin_headers):
-    resp = client.post("/v3/image", json=SEED, headers=admin_headers)
-    assert resp.status_code == 200, resp.get_data(as_text=True)
-
-
-@pytest.fixture
-def unchanged(seeded, client, admin_headers):
-    """``unchanged()`` asserts that the store still holds the seed image and nothing else."""
-
-    def check():
-        assert listing(client, admin_headers) == [SEED]
-
-    return check
 
 
 @pytest.fixture
@@ -145,7 +129,7 @@ SPOILERS = {
     "unknown-query": (False, {"query": "typo=1"}),
     "text-plain": (True, {"content_type": "text/plain"}),
     "no-content-type": (True, {"content_type": None}),
-    "oversized": (True, {"data": b"{" + b" " * LIMIT + b"}"}),
+    "oversized": (True, {"data": b"{" + b" " * MAX_BODY + b"}"}),
     "invalid-json": (True, {"data": b"{nope"}),
     "invalid-field": (True, {"data": json.dumps({"id": 1, "provider": [], "remote_user": None, "name": {}})}),
 }
@@ -320,10 +304,10 @@ def test_415_comes_before_unknown_image(client, admin_headers, unchanged):
 # -- 413: body over 64 KiB ------------------------------------------------------------
 
 OVERSIZED = {
-    "valid-padded": lambda route: padded(route.body, LIMIT + 1),
-    "invalid-json": lambda route: b"{" + b"x" * LIMIT,
-    "not-utf8": lambda route: b'{"name": "' + b"\xff" * LIMIT + b'"}',
-    "huge": lambda route: b"[" + b"1," * LIMIT + b"1]",
+    "valid-padded": lambda route: padded(route.body, MAX_BODY + 1),
+    "invalid-json": lambda route: b"{" + b"x" * MAX_BODY,
+    "not-utf8": lambda route: b'{"name": "' + b"\xff" * MAX_BODY + b'"}',
+    "huge": lambda route: b"[" + b"1," * MAX_BODY + b"1]",
 }
 
 
@@ -352,20 +336,20 @@ def test_chunked_body_within_limit_is_read(client, admin_headers, seeded, route)
 
 
 def test_body_of_exactly_64_kib_is_not_too_large(client, admin_headers, seeded):
-    resp = client.post("/v3/image", data=padded(NEW, LIMIT), content_type=JSON, headers=admin_headers)
+    resp = client.post("/v3/image", data=padded(NEW, MAX_BODY), content_type=JSON, headers=admin_headers)
     assert resp.status_code == 200, resp.get_data(as_text=True)[:300]
     assert listing(client, admin_headers) == [NEW, SEED]
 
 
 def test_413_comes_before_unknown_image(client, admin_headers, unchanged):
-    resp = client.put("/v3/image/ami-none", data=b"{" * (LIMIT + 1), content_type=JSON, headers=admin_headers)
+    resp = client.put("/v3/image/ami-none", data=b"{" * (MAX_BODY + 1), content_type=JSON, headers=admin_headers)
     assert_error(resp, 413)
     unchanged()
 
 
 @pytest.mark.parametrize("route", route_params(BODY_ROUTES))
 def test_413_comes_before_unknown_query_parameter(client, admin_headers, unchanged, route):
-    resp = route.open(client, admin_headers, query="typo=1", data=padded(route.body, LIMIT + 1))
+    resp = route.open(client, admin_headers, query="typo=1", data=padded(route.body, MAX_BODY + 1))
     assert_error(resp, 413)
     unchanged()
 
@@ -523,7 +507,7 @@ def test_valid_update_of_unknown_image_is_404(client, admin_headers, unchanged, 
 
 # -- 400: query parameters ----------------------------------------------------------
 
-UNKNOWN_QUERIES = ["typo=1", "provder=ec2", "LIMIT=1", "Provider=ec2", "foo", "foo="]
+UNKNOWN_QUERIES = ["typo=1", "provder=ec2", "MAX_BODY=1", "Provider=ec2", "foo", "foo="]
 OTHER_ROUTES_QUERIES = ["limit=1", "provider=ec2", "marker=a", "id=ami-seed"]
 
 

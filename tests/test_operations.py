@@ -15,7 +15,7 @@ from pathlib import Path
 
 import peewee
 import pytest
-from support import TIMEOUT, call, free_port, quiet_environ, wait_listening, wait_until
+from support import REPO, TIMEOUT, call, free_port, quiet_environ, wait_listening, wait_until
 
 from images_api import create_app, db
 from images_api.logs import BatchedStreamHandler, EveryMinute
@@ -23,7 +23,6 @@ from images_api.settings import SettingError, masked_url
 
 pytestmark = pytest.mark.sqlite_only  # SQLite's own behaviour, or not about the database
 
-REPO = Path(__file__).resolve().parent.parent
 IMAGE = {"id": "ami-1", "provider": "ec2", "remote_user": "ubuntu", "name": "body-marker-name"}
 PASSWORD = "pw-never-shown"
 
@@ -144,11 +143,13 @@ def test_a_forked_process_writes_its_own_lines(tmp_path):
         with warnings.catch_warnings():  # Python 3.12+ warns of fork() beside threads, as gunicorn does it
             warnings.simplefilter("ignore", DeprecationWarning)
             pid = os.fork()
-        if pid == 0:
+        if pid == 0:  # no flush at exit: the child's own writer thread must write the line
             handler.handle(record("child"))
-            time.sleep(0.5)  # for the child's own writer; no flush at exit
-            os._exit(0)
-        os.waitpid(pid, 0)
+            try:
+                wait_until(lambda: path.read_text() == "parent\nchild\n")
+            finally:
+                os._exit(0 if path.read_text() == "parent\nchild\n" else 1)
+        assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
         assert path.read_text() == "parent\nchild\n"
 
 

@@ -16,12 +16,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-from support import JSON, SERVER_THREADS, TIMEOUT, Reply, ThreadServer, call, image, kill
+from support import JSON, SERVER_THREADS, TIMEOUT, Reply, ThreadServer, call, image, kill, listing_at
 
 from images_api import create_app
+from images_api.parsing import MAX_BODY
 
 THREADS = SERVER_THREADS
-LIMIT = 64 * 1024
 
 
 def assert_json_error(reply, status):
@@ -62,12 +62,6 @@ def server(serve):
     return serve()
 
 
-def listing(port, token):
-    reply = call(port, "GET", "/v3/images", token=token)
-    assert reply.status == 200, reply.data[:300]
-    return reply.json()
-
-
 # -- persistence across restarts ---------------------------------------------------------
 
 
@@ -80,7 +74,7 @@ def test_restart_keeps_the_data(serve, admin_token):
     first.stop()
 
     second = serve()
-    assert listing(second.port, admin_token) == [image(id="ami-1"), image(id="ami-2", name="renamed")]
+    assert listing_at(second.port, admin_token) == [image(id="ami-1"), image(id="ami-2", name="renamed")]
 
 
 @pytest.mark.parametrize(
@@ -100,7 +94,7 @@ def test_a_200_survives_kill_9_the_next_instant(spawn, database_url, admin_token
     kill(process)
 
     again = spawn(database_url)
-    assert listing(again.port, admin_token) == expected
+    assert listing_at(again.port, admin_token) == expected
 
 
 # -- reads between writes (README: Storage) ----------------------------------------------------
@@ -171,7 +165,7 @@ def test_parallel_distinct_creates_are_all_stored(server, admin_token):
 
     statuses = in_parallel([creator(w) for w in range(THREADS)])
     assert Counter(s for worker in statuses for s in worker) == {200: THREADS * 25}
-    ids = [i["id"] for i in listing(server.port, admin_token)]
+    ids = [i["id"] for i in listing_at(server.port, admin_token)]
     assert ids == sorted(f"ami-{w}-{n:02d}" for w in range(THREADS) for n in range(25))
 
 
@@ -192,7 +186,7 @@ def test_racing_creates_of_one_id_give_one_200_and_409s(server, admin_token, rou
         if reply.status == 409:
             assert_json_error(reply, 409)
     winner = next(w for w, r in enumerate(replies) if r.status == 200)
-    assert listing(server.port, admin_token) == [image(id="ami-race", name=f"worker {winner}")]
+    assert listing_at(server.port, admin_token) == [image(id="ami-race", name=f"worker {winner}")]
 
 
 def test_concurrent_reads_and_writes_all_succeed(server, admin_token):
@@ -223,7 +217,7 @@ def test_concurrent_reads_and_writes_all_succeed(server, admin_token):
     results = in_parallel([worker(w) for w in range(THREADS)])
     assert [u for result in results for u in result] == []
     kept = sorted(f"rw-{w}-{n:02d}" for w in range(THREADS) for n in range(0, 12, 2))
-    assert [i["id"] for i in listing(server.port, admin_token)] == kept
+    assert [i["id"] for i in listing_at(server.port, admin_token)] == kept
 
 
 def test_two_processes_on_one_database_lose_nothing(spawn, database_url, admin_token):
@@ -243,7 +237,7 @@ def test_two_processes_on_one_database_lose_nothing(spawn, database_url, admin_t
     assert Counter(s for worker in statuses for s in worker) == {200: THREADS * 25}
     expected = sorted(f"ami-{w}-{n:02d}" for w in range(THREADS) for n in range(25))
     for process in processes:
-        assert [i["id"] for i in listing(process.port, admin_token)] == expected
+        assert [i["id"] for i in listing_at(process.port, admin_token)] == expected
 
 
 def test_racing_creates_across_two_processes(spawn, database_url, admin_token):
@@ -305,7 +299,7 @@ def test_a_database_server_out_of_reach_under_load_gives_200s_and_503s_and_loses
             thread.join(TIMEOUT)
     assert set(statuses) == {200, 503}, statuses
     for port in ports:
-        listed = {item["id"] for item in listing(port, admin_token)}
+        listed = {item["id"] for item in listing_at(port, admin_token)}
         assert listed >= set(stored), set(stored) - listed
 
 
@@ -319,9 +313,9 @@ def pieces(data, size=4096):
 @pytest.mark.parametrize(
     "data",
     [
-        json.dumps(image(id="ami-big")).encode() + b" " * LIMIT,
-        b"{" + b"x" * (LIMIT + 1),
-        b"[" + b"1," * LIMIT + b"1]",
+        json.dumps(image(id="ami-big")).encode() + b" " * MAX_BODY,
+        b"{" + b"x" * (MAX_BODY + 1),
+        b"[" + b"1," * MAX_BODY + b"1]",
     ],
     ids=["valid-padded", "invalid-json", "huge-array"],
 )
@@ -332,14 +326,14 @@ def test_body_over_64_kib_is_413_json(server, admin_token, data, framing):
     else:
         reply = call(server.port, "POST", "/v3/image", token=admin_token, data=data, headers={"Content-Type": JSON})
     assert_json_error(reply, 413)
-    assert listing(server.port, admin_token) == []
+    assert listing_at(server.port, admin_token) == []
 
 
 def test_chunked_body_within_the_limit_is_read(server, admin_token):
     body = image(id="ami-chunked")
     reply = call(server.port, "POST", "/v3/image", token=admin_token, chunks=pieces(json.dumps(body).encode(), 7))
     assert reply.status == 200, reply.data
-    assert listing(server.port, admin_token) == [body]
+    assert listing_at(server.port, admin_token) == [body]
 
 
 @pytest.mark.parametrize("path", ["/", "/v3/nothing", "/v3/images/", "/v3/image/ami-1/x"])
@@ -424,7 +418,7 @@ def test_a_request_target_the_server_rewrote_is_404(server, admin_token, request
     assert call(server.port, "POST", "/v3/image", image(id="u3"), token=admin_token).status == 200
     status, body = raw_request(server.port, request_line, admin_token)
     assert status == 404 and json.loads(body)["message"]
-    assert [i["id"] for i in listing(server.port, admin_token)] == ["u3"]
+    assert [i["id"] for i in listing_at(server.port, admin_token)] == ["u3"]
 
 
 @pytest.mark.parametrize("target", [b"/v3/image/u3", b"/v3/image/%75%33", b"http://x/v3/image/u3", b"/v3/image/u3?"])
