@@ -3,8 +3,10 @@
     python bench/bare.py --port 8081 --threads 8 --image '{"id": ..., ...}'
 
 No database, no auth, no schema: one route with the service's path shape
-returning the given image through ``jsonify``, under ``waitress.serve`` with
-the same host, threads and logging as ``app.py``.
+returning the given image through ``jsonify``, under waitress with the same
+host, threads, server settings (``images_api.serve.WAITRESS_SETTINGS`` and the
+connection limit) and logging as ``app.py``: ``waitress.serve`` would add
+the proxy-header middleware that ``app.py`` turns off.
 """
 
 import argparse
@@ -14,6 +16,7 @@ import waitress
 from flask import Flask, jsonify
 
 from images_api import logs
+from images_api.serve import WAITRESS_SETTINGS, connection_limit
 
 
 def create_bare_app(image):
@@ -35,7 +38,15 @@ def main():
     parser.add_argument("--image", type=json.loads, required=True, help="the image to answer, as JSON")
     args = parser.parse_args()
     logs.configure("INFO", batched=True)  # as app.py: waitress's lines, queue warnings once a minute
-    waitress.serve(create_bare_app(args.image), host=args.host, port=args.port, threads=args.threads)
+    server = waitress.create_server(
+        create_bare_app(args.image),
+        host=args.host,
+        port=args.port,
+        threads=args.threads,
+        connection_limit=connection_limit(),
+        **WAITRESS_SETTINGS,
+    )
+    server.run()
 
 
 if __name__ == "__main__":

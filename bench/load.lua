@@ -11,6 +11,8 @@
 --               connection per thread); otherwise PUT cycles the range and
 --               POST goes on past LAST
 -- BENCH_MAX     most requests one thread sends, whatever the mode
+-- BENCH_IF_NONE_MATCH   get: sent as "If-None-Match" (none: no header)
+-- BENCH_STATUS  the status counted as ok (default 200); any other is bad
 --
 -- Thread t of T takes indices FIRST+t, FIRST+t+T, ... With one connection per
 -- thread, a thread sends its next request only after the last one's response,
@@ -26,6 +28,8 @@ local last = tonumber(os.getenv("BENCH_LAST") or "0")
 local quota_mode = os.getenv("BENCH_QUOTA") == "1"
 local max_requests = tonumber(os.getenv("BENCH_MAX") or "1000000")
 local ids_file = os.getenv("BENCH_IDS")
+local if_none_match = os.getenv("BENCH_IF_NONE_MATCH")
+local expected = tonumber(os.getenv("BENCH_STATUS") or "200")
 local ids = nil
 if ids_file then
   ids = {}
@@ -48,6 +52,7 @@ function init(args)
   headers = {}
   if token then headers["Authorization"] = "Bearer " .. token end
   if mode == "post" or mode == "put" then headers["Content-Type"] = "application/json" end
+  if mode == "get" and if_none_match then headers["If-None-Match"] = if_none_match end
   if mode == "get" then fixed = wrk.format("GET", nil, headers) end
 end
 
@@ -80,7 +85,7 @@ function request()
 end
 
 function response(status, headers, body)
-  if status == 200 then ok = ok + 1 else bad = bad + 1 end
+  if status == expected then ok = ok + 1 else bad = bad + 1 end
   if quota_mode then advance() end
   if (quota_mode and index >= last) or sent >= max_requests then
     wrk.thread:stop()

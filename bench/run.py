@@ -10,9 +10,12 @@ RSS per listing size; then the three budgets of issue 5. With a PostgreSQL
 server named (``--postgresql`` or ``IMAGES_API_BENCH_POSTGRESQL_URL``), the
 same reads and POST run on a database of the bench's own there, beside
 SQLite's, and two instances of ``app.py`` on it against one; those rows are
-reported, not budgeted. Needs ``wrk`` on PATH (Debian: ``apt-get install
-wrk``). Exit status 1 when a budget is missed, 2 when the benchmark itself
-could not run. See bench/README.md.
+reported, not budgeted. Conditional requests, reported too: the full listing
+of 10,000 answered 304 to its own ETag, and GET one image on ``app.py``
+against ``bench/no_etag.py`` (the same service with no ETag), taking turns.
+Needs ``wrk`` on PATH (Debian: ``apt-get install wrk``). Exit status 1 when a
+budget is missed, 2 when the benchmark itself could not run. See
+bench/README.md.
 """
 
 import argparse
@@ -63,6 +66,13 @@ POSTGRESQL_MAX_SIZE = 10_000  # listings of --sizes up to this one also run on P
 CONNECT_TIMEOUT = 5  # seconds to reach the PostgreSQL server
 INSTANCES = f"{POSTGRESQL}GET one image"  # label of the rows of one instance against two
 INSTANCES_GOAL = 1.6  # two instances' GET throughput over one's: reported against, not budgeted
+
+NOT_MODIFIED_SIZE = BUDGET_SIZE  # the full listing that also gets a row of 304s to its own ETag
+NOT_MODIFIED = ", If-None-Match: 304"  # label of a 304 row: the label of its 200 row, then this
+ETAG_AB = "GET /v3/image/<id>, ETag "  # label of the A/B rows: this, then the variant
+ETAG_AB_ROUNDS = 10  # turns of each variant in the ETag A/B
+ETAG_AB_ROUND_S = 3  # seconds of one turn (--duration when that is shorter)
+ETAG_AB_GOAL = 0.95  # GET one image as shipped over without the ETag: reported against, not budgeted
 
 
 class BenchError(Exception):
@@ -173,9 +183,9 @@ class Server:
         return f"http://{HOST}:{self.port}{path}"
 
 
-def http(server, method, path, token=None, body=None, timeout=60):
-    """One request; returns ``(status, headers, body bytes)``."""
-    request = urllib.request.Request(server.url(path), method=method, data=body)
+def http(server, method, path, token=None, body=None, timeout=60, headers=None):
+    """One request, with ``headers`` (a dict) besides its own; returns ``(status, headers, body bytes)``."""
+    request = urllib.request.Request(server.url(path), method=method, data=body, headers=headers or {})
     if token:
         request.add_header("Authorization", f"Bearer {token}")
     if body is not None:
@@ -221,11 +231,12 @@ def wrk(server, path, mode, connections, threads, seconds, env=None, done_when=N
     raise BenchError(f"wrk gave no result ({' '.join(argv)}):\n{out}\n{err}")
 
 
-def to_row(label, server, connections, results):
+def to_row(label, server, connections, results, status=200):
     """A table row from one or more wrk results of the same load on ``server``.
 
     Throughput is all requests over all seconds; with several runs, p50 is the
-    median of their p50s and p99 the highest p99.
+    median of their p50s and p99 the highest p99. Any answer but ``status``
+    (as ``BENCH_STATUS`` told wrk) fails the benchmark.
     """
     row = Row(
         label,
@@ -239,7 +250,7 @@ def to_row(label, server, connections, results):
         cpu_s=sum(result["server_cpu_s"] for result in results),
     )
     if row.bad:
-        raise BenchError(f"{label}: {row.bad} of {row.requests} responses were not 200")
+        raise BenchError(f"{label}: {row.bad} of {row.requests} responses were not {status}")
     print(f"  {label}: {row.rate:,.0f} req/s, p50 {row.p50_ms:.2f} ms, p99 {row.p99_ms:.2f} ms ({row.requests} requests)", flush=True)
     return row
 
@@ -507,6 +518,73 @@ def listing_row(server, catalogue, size, seconds, workdir, prefix=""):
     return row
 
 
+def not_modified_row(server, listing, seconds):
+    """The row of 304s for ``listing``, the full listing's row just measured on ``server``.
+
+    The same load (one connection, one wrk thread) with ``If-None-Match``
+    set to the ETag of the listing's 200. Checked first: the 200 carries a
+    strong ETag, and one conditional GET answers 304 with that ETag and no
+    body. Under load every answer must be a 304. ``extra["of"]`` is the
+    label of ``listing``.
+    """
+    status, headers, _ = http(server, "GET", "/v3/images", TOKEN)
+    etag = headers.get("ETag")
+    if status != 200 or not etag or etag.startswith("W/"):
+        raise BenchError(f"{listing.label}: a 200 with a strong ETag expected, got {status} with ETag {etag}")
+    status, headers, body = http(server, "GET", "/v3/images", TOKEN, headers={"If-None-Match": etag})
+    if status != 304 or headers.get("ETag") != etag or body:
+        raise BenchError(
+            f"{listing.label} with If-None-Match: {etag}: a 304 with that ETag and no body expected,"
+            f" got {status} with ETag {headers.get('ETag')} and {len(body)} bytes"
+        )
+    env = {"BENCH_IF_NONE_MATCH": etag, "BENCH_STATUS": "304"}
+    row = to_row(listing.label + NOT_MODIFIED, server, 1, [wrk(server, "/v3/images", "get", 1, 1, seconds, env=env)], status=304)
+    row.extra = {"size": listing.extra["size"], "etag": etag, "of": listing.label}
+    return row
+
+
+def etag_ab(shipped, without, path, connections, seconds, rounds):
+    """The ETag's A/B on GET ``path``: ``shipped`` (A, ``app.py``, running) and ``without`` (B, ``bench/no_etag.py``) taking turns.
+
+    Starts ``without`` on the same database and checks the two apart: A's
+    200 has an ETag, B's none, with the same body. After a warm-up of each,
+    ``rounds`` rounds of one wrk run each, A first in even rounds and B
+    first in odd ones, so that a drift of the machine within a round
+    favours neither. Returns ``(rows, per_round)``: a row for each variant
+    over all rounds, and for each round a dict of both variants' req/s and
+    server CPU us per request, and ``b_over_a``, B's req/s over A's. Raises
+    ``BenchError`` when B does not start or the check fails.
+    """
+    without.start()
+    (a_status, a_headers, a_body), (b_status, b_headers, b_body) = (http(server, "GET", path, TOKEN) for server in (shipped, without))
+    if a_status != 200 or not a_headers.get("ETag") or b_status != 200 or b_headers.get("ETag") or b_body != a_body:
+        raise BenchError(
+            f"GET {path}: app.py must answer 200 with an ETag, bench/no_etag.py 200 without one and the same body;"
+            f" got {a_status} with ETag {a_headers.get('ETag')} and {b_status} with ETag {b_headers.get('ETag')}"
+        )
+    threads = min(2, connections)
+    variants = {"A": shipped, "B": without}
+    for server in variants.values():
+        wrk(server, path, "get", connections, threads, 1)
+    results = {"A": [], "B": []}
+    per_round = []
+    for n in range(rounds):
+        for variant in ("AB" if n % 2 == 0 else "BA"):
+            results[variant].append(wrk(variants[variant], path, "get", connections, threads, seconds))
+        figures = {}
+        for variant in "AB":
+            result = results[variant][-1]
+            figures[f"{variant}_rate"] = result["requests"] / (result["duration_us"] / 1e6)
+            figures[f"{variant}_cpu_us"] = result["server_cpu_s"] / result["requests"] * 1e6
+        figures["b_over_a"] = figures["B_rate"] / figures["A_rate"]
+        per_round.append(figures)
+    rows = [
+        to_row(f"{ETAG_AB}A: as shipped", shipped, connections, results["A"]),
+        to_row(f"{ETAG_AB}B: off (bench/no_etag.py)", without, connections, results["B"]),
+    ]
+    return rows, per_round
+
+
 def main():
     parser = argparse.ArgumentParser(description="Benchmark images-api against bare Flask under waitress (issue 5).")
     parser.add_argument("--duration", type=float, default=5, help="seconds of load per row (default 5)")
@@ -524,13 +602,16 @@ def main():
     # that the servers stop and the PostgreSQL database is dropped.
     signal.signal(signal.SIGTERM, interrupt)
     try:
-        rows, budgets, notes = run(args, sizes)
+        rows, budgets, notes, conditional = run(args, sizes)
     except BenchError as error:
         print(f"bench: {error}", file=sys.stderr)
         return 2
-    print_report(rows, budgets, notes)
+    print_report(rows, budgets, notes, conditional["notes"])
     if args.json:
-        document = {"rows": [row.__dict__ | {"rate": row.rate} for row in rows], "budgets": budgets, "postgresql": notes}
+        document = {
+            "rows": [row.__dict__ | {"rate": row.rate} for row in rows], "budgets": budgets, "postgresql": notes,
+            "conditional": conditional,
+        }  # fmt: skip
         Path(args.json).write_text(json.dumps(document, indent=2))
     return 0 if all(budget["met"] for budget in budgets) else 1
 
@@ -543,8 +624,10 @@ def interrupt(signum, frame):
 def run(args, sizes):
     """Every row, on SQLite and, when a server is named and answers, on PostgreSQL.
 
-    Returns ``(rows, budgets, notes)``: the notes are the PostgreSQL lines of
-    the report (``postgresql_notes``), or the one line saying why there are none.
+    Returns ``(rows, budgets, notes, conditional)``: the notes are the
+    PostgreSQL lines of the report (``postgresql_notes``), or the one line
+    saying why there are none; ``conditional`` is ``conditional_report``'s.
+    The ETag A/B runs last, so every other row is measured as before it.
     """
     if subprocess.run(["which", "wrk"], capture_output=True).returncode:
         raise BenchError("wrk is not on PATH; on Debian: apt-get update && apt-get install -y wrk")
@@ -557,6 +640,7 @@ def run(args, sizes):
         db_path = workdir / "images.db"
         service = Server("service", service_argv(f"sqlite:///{db_path}"), env, workdir, "SQLite")
         bare = None
+        no_etag = None
         postgres = None
         instances = []  # app.py on the PostgreSQL database; the first is the one the rows beside SQLite use
         try:
@@ -621,18 +705,42 @@ def run(args, sizes):
             for size in sizes:
                 seed(service, catalogue, size, max(60, size / 100))
                 rows.append(listing_row(service, catalogue, size, seconds, workdir))
+                if size == NOT_MODIFIED_SIZE:
+                    rows.append(not_modified_row(service, rows[-1], seconds))
                 if postgres and size <= POSTGRESQL_MAX_SIZE:
                     seed(instances[0], pg_catalogue, size, max(60, size / 100))
                     rows.append(listing_row(instances[0], pg_catalogue, size, seconds, workdir, prefix=POSTGRESQL))
-            if not postgres:
-                return rows, check_budgets(rows), [f"PostgreSQL rows skipped: {skipped}"]
-            instances[1].start()
-            rows += instances_rows(INSTANCES, *instances, f"/v3/image/{one}", conns, seconds, ROUNDS)
-            return rows, check_budgets(rows), postgresql_notes(rows, pg_catalogue.round_trip_s())
+                    if size == NOT_MODIFIED_SIZE:
+                        rows.append(not_modified_row(instances[0], rows[-1], seconds))
+            if postgres:
+                instances[1].start()
+                rows += instances_rows(INSTANCES, *instances, f"/v3/image/{one}", conns, seconds, ROUNDS)
+                notes = postgresql_notes(rows, pg_catalogue.round_trip_s())
+            else:
+                notes = [f"PostgreSQL rows skipped: {skipped}"]
+            budgets = check_budgets(rows)
+            for instance in instances:
+                instance.stop()
+
+            # Both variants freshly started on the same database, so that
+            # neither carries the memory of the listings before.
+            service.restart()
+            no_etag = Server("no-etag", [sys.executable, str(BENCH / "no_etag.py"), *service_argv(f"sqlite:///{db_path}")[2:]], env, workdir, "SQLite")
+            round_s = min(seconds, ETAG_AB_ROUND_S)
+            try:
+                ab_rows, per_round = etag_ab(service, no_etag, f"/v3/image/{one}", conns, round_s, ETAG_AB_ROUNDS)
+            except BenchError as error:
+                # The diagnostic build leans on the views' internals: when they
+                # change, the report says so and the budgets still stand.
+                return rows, budgets, notes, conditional_report(rows, [], round_s, skipped=one_line(error))
+            rows += ab_rows
+            return rows, budgets, notes, conditional_report(rows, per_round, round_s)
         finally:
             service.stop()
             if bare:
                 bare.stop()
+            if no_etag:
+                no_etag.stop()
             for instance in instances:
                 instance.stop()
             if postgres:
@@ -717,7 +825,50 @@ def postgresql_notes(rows, round_trip_s):
     return notes
 
 
-def print_report(rows, budgets, notes):
+def conditional_report(rows, per_round, round_s, skipped=None):
+    """The report's lines on conditional requests, reported, not budgeted, and their figures for ``--json``.
+
+    Each 304 row of ``rows`` against its 200 row, and the ETag A/B on GET
+    one image from ``per_round`` (``etag_ab``'s, rounds of ``round_s``
+    seconds), or ``skipped``, why there is none. Returns ``{"notes": lines,
+    "etag_ab": {...}}`` (``{"skipped": why}`` then). B/A is the median of
+    the rounds' ratios, which one slow round moves less than the pooled
+    throughputs do.
+    """
+    by_label = {row.label: row for row in rows}
+    notes = ["Conditional requests (reported, not budgeted):"]
+    for row in rows:
+        if row.label.endswith(NOT_MODIFIED):
+            full = by_label[row.extra["of"]]
+            prefix = POSTGRESQL if row.database == "PostgreSQL" else ""
+            notes.append(
+                f"  {prefix}304 for an unchanged listing of {row.extra['size']:,}: p50 {row.p50_ms:.2f} ms against"
+                f" {full.p50_ms:.2f} ms for the 200 = {row.p50_ms / full.p50_ms:.3f}; server CPU {row.cpu_us:,.0f} /"
+                f" {full.cpu_us:,.0f} us a request"
+            )
+    if skipped:
+        notes.append(f"  ETag on GET one image, A/B not measured: {skipped}")
+        return {"notes": notes, "etag_ab": {"skipped": skipped}}
+    a, b = by_label[f"{ETAG_AB}A: as shipped"], by_label[f"{ETAG_AB}B: off (bench/no_etag.py)"]
+    ratios = [figures["b_over_a"] for figures in per_round]
+    b_over_a = statistics.median(ratios)
+    met = 1 / b_over_a >= ETAG_AB_GOAL
+    cpu_a = statistics.median(figures["A_cpu_us"] for figures in per_round)
+    cpu_b = statistics.median(figures["B_cpu_us"] for figures in per_round)
+    notes.append(
+        f"  ETag on GET one image, A/B in {len(per_round)} rounds of {round_s:g} s at {a.connections} connections: as shipped (A) {a.rate:,.0f} req/s,"
+        f" without the ETag (B) {b.rate:,.0f} req/s; B/A = {b_over_a:.3f} (median of the rounds; all requests {b.rate / a.rate:.3f});"
+        f" A = {1 / b_over_a:.3f} of B (goal >= {ETAG_AB_GOAL}: {'met' if met else 'missed'})"
+    )
+    notes.append(f"  B/A by round: {', '.join(f'{ratio:.3f}' for ratio in ratios)} (from {min(ratios):.3f} to {max(ratios):.3f})")
+    notes.append(f"  server CPU a request, median of the rounds: A {cpu_a:,.0f} us, B {cpu_b:,.0f} us (A - B = {cpu_a - cpu_b:+,.0f} us)")
+    return {
+        "notes": notes,
+        "etag_ab": {"round_s": round_s, "rounds": per_round, "b_over_a": b_over_a, "goal_a_over_b": ETAG_AB_GOAL, "met": met},
+    }
+
+
+def print_report(rows, budgets, notes, conditional=()):
     bare_rate = rows[0].rate
     header = ("load", "conns", "requests", "req/s", "p50 ms", "p99 ms", "vs bare", "CPU us/req", "peak RSS MB")
     lines = [header]
@@ -739,6 +890,10 @@ def print_report(rows, budgets, notes):
     print()
     for note in notes:
         print(note)
+    if conditional:
+        print()
+        for note in conditional:
+            print(note)
 
 
 if __name__ == "__main__":
