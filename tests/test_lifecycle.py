@@ -6,7 +6,8 @@ import threading
 
 import pytest
 from click.testing import CliRunner
-from conftest import ADMIN_TOKEN
+from conftest import ADMIN_TOKEN, SERVER_URLS
+from servers import ServerDatabase
 from support import SEED, ThreadServer, call, image, wait_for
 
 from images_api import create_app, db, schema
@@ -37,9 +38,14 @@ def drop_tables(database):
         database.execute_sql(f"DROP TABLE {database.quote[0]}{table}{database.quote[1]}")
 
 
-@pytest.fixture
-def new_database(database_url):
+@pytest.fixture(name="new_database")
+def new_database_fixture(database_url):
     """``database_url`` with no table at all, as a database created for the service is."""
+    return new_database(database_url)
+
+
+def new_database(database_url):
+    """Drop every table of ``database_url``; returns it."""
     database = db.open_database(database_url, 1)
     with database.connection_context():
         drop_tables(database)
@@ -204,6 +210,31 @@ def test_import_into_an_empty_database_keeps_tokens_working(client, admin_header
     assert result.exit_code == 0, result.output
     moved = create_app({"TESTING": True, "IMAGES_API_DATABASE_URL": target}).test_client()
     assert moved.get("/v3/images", headers={"Authorization": f"Bearer {token}"}).get_json() == [SEED]
+
+
+@pytest.mark.sqlite_only  # it goes through every backend the run has, from SQLite
+def test_a_catalogue_moves_sqlite_postgresql_mariadb_sqlite_with_tokens_working(client, admin_headers, database_url, make_user, tmp_path, server_databases):
+    token = make_user("deployer", "read_images")
+    stored = [image(id="AMI-A"), image(id="ami-a"), image(id="ami-x", name="Ünïcode 🚀 ")]  # in code point order
+    for body in stored:
+        assert client.post("/v3/image", json=body, headers=admin_headers).status_code == 200
+    route = [database_url]
+    for backend in SERVER_URLS:
+        if SERVER_URLS[backend]:
+            if backend not in server_databases:
+                server_databases[backend] = ServerDatabase(SERVER_URLS[backend])
+            server_databases[backend].empty()
+            new_database(server_databases[backend].url)
+            route.append(server_databases[backend].url)
+    route.append(f"sqlite:///{tmp_path / 'back.db'}")
+    path = tmp_path / "catalogue.jsonl"
+    for source, target in zip(route, route[1:]):
+        path.write_text(export(source), encoding="utf-8")
+        result = run("import", str(path), "--replace", database_url=target)
+        assert result.exit_code == 0, (target, result.output)
+        moved = create_app({"TESTING": True, "IMAGES_API_DATABASE_URL": target, "IMAGES_API_CREATE_ADMIN": False}).test_client()
+        assert moved.get("/v3/images", headers={"Authorization": f"Bearer {token}"}).get_json() == stored, target
+    assert export(route[-1]) == export(database_url)
 
 
 def test_import_refuses_a_database_with_contents_unless_replace(client, admin_headers, database_url, tmp_path):
