@@ -1,6 +1,6 @@
 """The ``/v3`` blueprint: five routes over images (README: The API)."""
 
-from flask import Blueprint, abort, current_app, jsonify, request, url_for
+from flask import Blueprint, abort, jsonify, request, url_for
 from marshmallow import ValidationError
 from peewee import IntegrityError
 
@@ -52,7 +52,7 @@ def shown(image):
 
 
 def image_body(image):
-    """The bytes ``GET /v3/image/<id>`` sends for ``image``; its ETag is theirs."""
+    """The bytes ``GET /v3/image/<id>`` sends for ``image``, whose ETag a write compares and sends back."""
     return jsonify(shown(image)).get_data()
 
 
@@ -124,8 +124,8 @@ def create_image(query, body):
 @parse(query=NoQuerySchema)
 def show_image(image_id, query):
     """Show one image."""
-    body = image_body(get_image_or_404(image_id))
-    return validated(current_app.response_class(body, mimetype="application/json"), etag_of(body))
+    response = jsonify(shown(get_image_or_404(image_id)))
+    return validated(response, etag_of(response.get_data()))
 
 
 @bp.put("/image/<image_id>", merge_slashes=False)
