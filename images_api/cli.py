@@ -10,13 +10,15 @@ import os
 
 import click
 from flask.cli import AppGroup, ScriptInfo, with_appcontext
+from peewee import PeeweeException
+from playhouse.pool import MaxConnectionsExceeded
 
 from . import db, schema, serve, settings, transfer
 from .auth import POLICIES, USER_NAME, add_user, check_policies, hash_token, new_token
 from .db import database
 from .models import User
-from .state import current_api
 from .settings import SettingError
+from .state import current_api
 
 STANDALONE = "images_api.standalone"
 
@@ -159,7 +161,21 @@ def command_url():
         raise CommandError(str(error)) from None
 
 
-@click.group(help="Serve and manage the images-api service.")
+class Commands(click.Group):
+    """The ``images-api`` group: a database or file that fails a command is one line and exit status 2."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except (PeeweeException, MaxConnectionsExceeded) as error:
+            failure = db.failure(error)
+            reason = failure.description if failure else " ".join(str(error).split())
+            raise CommandError(f"the database failed: {reason}") from None
+        except OSError as error:  # a full disk under export's output, say
+            raise CommandError(str(error)) from None
+
+
+@click.group(cls=Commands, help="Serve and manage the images-api service.")
 @click.version_option(package_name="images-api", message="images-api %(version)s")
 @click.pass_context
 def main(ctx):
@@ -200,7 +216,7 @@ def schema_command(name):
 def status_command(database):
     """Print the schema's version and the migrations applied and pending."""
     applied, pending, unknown = schema.status(database)
-    version = applied[-1] if applied else "none (a new database)"
+    version = applied[-1] if applied else "none (no migration recorded: a new database, or one made by images-api 3.0.0)"
     click.echo(f"version: {version}; {len(pending)} pending" + (f"; {len(unknown)} unknown to this images-api" if unknown else ""))
     for state, names in (("applied", applied), ("pending", pending), ("unknown", unknown)):
         for name in names:

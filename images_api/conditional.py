@@ -4,7 +4,8 @@ An ETag is 128 bits of the SHA-256 of the exact body a ``GET`` sends, so it
 changes exactly when the representation does, on every backend. ``GET`` and
 ``HEAD`` answer 304 to a matching ``If-None-Match`` (weak comparison, as RFC
 9110 asks); ``PUT`` and ``DELETE`` refuse a non-matching ``If-Match`` with 412
-(strong comparison), decided in the transaction of the write.
+(strong comparison), and a matching ``If-None-Match`` likewise, decided in
+the transaction of the write.
 """
 
 import hashlib
@@ -37,11 +38,15 @@ def validated(response, etag):
     return not_modified(etag) or response
 
 
-def check_if_match(etag):
-    """Abort 412 when ``If-Match`` is given and names neither ``etag`` (the image's now) nor ``*``.
+def check_preconditions(etag):
+    """Abort 412 unless the write's preconditions hold for ``etag``, the image's now (RFC 9110, 13.1).
 
-    Called inside the write's transaction, with the image read for update,
-    so that no other write comes between the comparison and this one.
+    ``If-Match`` must name it or be ``*`` (strong comparison); ``If-None-Match``
+    must not name it nor be ``*`` (weak comparison). Called inside the
+    write's transaction, with the image read for update, so that no other
+    write comes between the comparison and this one.
     """
     if "If-Match" in request.headers and not request.if_match.contains(etag):
         abort(412, "The image has changed since the ETag in If-Match was read: read it again.")
+    if "If-None-Match" in request.headers and request.if_none_match.contains_weak(etag):
+        abort(412, "If-None-Match names the image as it is now (or is *): nothing was changed.")

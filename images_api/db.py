@@ -108,7 +108,13 @@ def open_database(url, connections=4):
     database or an in-memory SQLite one.
     """
     given_url = url
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (a port that is no number raises here)
+    except ValueError:  # its message would quote what it could not read, a password perhaps
+        raise ValueError(
+            "it cannot be read as a URL: a password with / # ? @ or : in it must be percent-encoded (%2F %23 %3F %40 %3A)"
+        ) from None
     family = parts.scheme.partition("+")[0]
     given = {key for key, _ in parse_qsl(parts.query, keep_blank_values=True)}
     params = {}
@@ -438,9 +444,11 @@ class WriteTurn:
         deadline = time.monotonic() + WRITE_DEADLINE
         # Room frees within milliseconds while writes go through; once the
         # turn is stuck, waiting on for room would hold a thread reads need.
-        while not self.room.acquire(timeout=min(self.STUCK, max(0.0, deadline - time.monotonic()))):
+        while not self.room.acquire(blocking=False):
             if self.stuck() or time.monotonic() >= deadline:
                 raise DatabaseBusy()
+            if self.room.acquire(timeout=min(self.STUCK, deadline - time.monotonic())):
+                break
         try:
             if not self.lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
                 raise DatabaseBusy()

@@ -90,16 +90,20 @@ def rewritten_target():
     """Whether the server changed the request target before the app saw it (README: Errors).
 
     waitress drops a path's leading slashes after the first (``//v3/images``)
-    and, through ``urlsplit``, tabs and newlines (``/v3/image/u<TAB>3`` became
-    ``u3``). Its ``REQUEST_URI`` keeps the target as sent: the path routed
-    must end it, and not after a slash. A prefix before it (a mount, a
-    proxy's) is another's business.
+    and, through ``urlsplit``, tabs and newlines, in the path and the query
+    (``/v3/image/u<TAB>3`` became ``u3``). Its ``REQUEST_URI`` keeps the
+    target as sent: the query must be the one parsed, and the path routed
+    must end the one sent, and not after a slash. A prefix before it (a
+    mount, a proxy's) is another's business.
     """
     raw = request.environ.get("REQUEST_URI")
     if raw is None:  # a server that does not say
         return False
-    sent = unquote_to_bytes(raw.partition("?")[0].partition("#")[0]).decode("latin-1")
+    path, _, query = raw.partition("#")[0].partition("?")
+    sent = unquote_to_bytes(path).decode("latin-1")
     routed = request.environ.get("PATH_INFO", "")
+    if query != request.environ.get("QUERY_STRING", ""):
+        return True
     return not sent.endswith(routed) or sent[: len(sent) - len(routed)].endswith("/")
 
 

@@ -36,6 +36,11 @@ def _reject_duplicates(pairs):
     return document
 
 
+def strict_loads(text):
+    """``json.loads`` as the API reads JSON: ``NaN`` and a key given twice are ``BadRequestBody``."""
+    return json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_reject_duplicates)
+
+
 #: Media ranges that cover ``application/json``, most specific first.
 JSON_RANGES = {JSON: 2, "application/*": 1, "*/*": 0}
 
@@ -79,7 +84,7 @@ def read_json_object():
     if text.startswith("\ufeff"):
         abort(400, "The body starts with a byte order mark; send plain UTF-8.")
     try:
-        document = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=_reject_duplicates)
+        document = strict_loads(text)
     except json.JSONDecodeError as error:
         abort(400, f"The body is not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}.")
     except BadRequestBody as error:

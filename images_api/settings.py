@@ -131,9 +131,18 @@ def masked_url(url):
     """``url`` with every secret it can carry replaced by ``***``, fit for a log line.
 
     The password of its user part, and the value of any query parameter whose
-    name says it is a secret (``?password=...``).
+    name says it is a secret (``?password=...``). A URL too malformed to
+    parse (an unencoded ``/``, ``#`` or ``?`` in a password ends the host part
+    early) loses everything before its last ``@``.
     """
-    parts = original = urlsplit(url)
+    scheme, _, rest = url.partition("://")
+    try:
+        parts = original = urlsplit(url)
+        parts.port  # noqa: B018 (a port that is no number raises here)
+    except ValueError:
+        parts = None
+    if parts is None or ("@" not in parts.netloc and "@" in rest and not rest.startswith("/")):
+        return f"{scheme}://***{rest[rest.rfind('@'):]}" if "@" in rest else f"{scheme}://***"
     if parts.password is not None:
         user, _, host = parts.netloc.rpartition("@")
         parts = parts._replace(netloc=f"{user.partition(':')[0]}:***@{host}")

@@ -9,10 +9,12 @@ never appear, only their SHA-256, so users' tokens keep working after a move.
 import json
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate
+from peewee import PostgresqlDatabase
 
 from .auth import POLICIES, USER_NAME
 from .db import database, snapshot
 from .models import FirstStart, Image, User
+from .parsing import strict_loads
 
 FORMAT = "images-api-export"
 VERSION = 1
@@ -73,9 +75,11 @@ def records(lines, image_schema):
         if not line.endswith("\n"):
             raise TransferError(f"line {number}: cut short (no end of line): the file is truncated")
         try:
-            record = json.loads(line)
+            record = strict_loads(line)  # as the API reads a body: NaN and a key given twice refused
         except ValueError as error:
             raise TransferError(f"line {number}: not JSON: {error}") from None
+        except RecursionError:
+            raise TransferError(f"line {number}: not JSON this reads: nested too deep") from None
         if number == 1:
             check_header(record)
             continue
@@ -130,6 +134,10 @@ def load(lines, image_schema, replace=False):
     counts = {"image": 0, "user": 0}
     batches = {"image": [], "user": []}
     with database.atomic():
+        if isinstance(database.obj, PostgresqlDatabase):
+            # Writers wait for the import, as SQLite's write lock and
+            # MariaDB's locks on the deleted rows make them; reads go on.
+            database.execute_sql("LOCK TABLE images, users IN EXCLUSIVE MODE")
         if replace:
             Image.delete().execute()
             User.delete().execute()

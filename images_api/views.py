@@ -6,7 +6,7 @@ from peewee import IntegrityError
 
 from . import db, errors, openapi
 from .auth import policy_required
-from .conditional import check_if_match, etag_of, not_modified, validated
+from .conditional import check_preconditions, etag_of, not_modified, validated
 from .db import database, lookup, write_transaction
 from .models import Image
 from .state import current_api
@@ -96,10 +96,14 @@ def list_images(query):
         images = images.limit(limit + 1)
     rows = [dict(zip(names, row)) for row in database.execute(images).fetchall()]
     response = jsonify(rows[:limit])
+    following = b""
     if limit and len(rows) > limit:
         next_url = url_for(".list_images", _external=True, **{**query, "marker": rows[limit - 1]["id"]})
         response.headers["Link"] = f'<{next_url}>; rel="next"'
-    etag = etag_of(response.get_data())
+        following = b"\n" + rows[limit - 1]["id"].encode()
+    # The page is its body and whether a next one follows: a client that
+    # revalidates the last page must learn that images came after it.
+    etag = etag_of(response.get_data() + following)
     db.keep(page, etag)
     return validated(response, etag)
 
@@ -135,7 +139,7 @@ def update_image(image_id, query, body):
     """Change an image's remote_user and/or name; id and provider never change."""
     with write_transaction():
         image = get_image_or_404(image_id, for_update=True)
-        check_if_match(etag_of(image_body(image)))
+        check_preconditions(etag_of(image_body(image)))
         changed = {
             field: ["Cannot be changed."]
             for field in FIXED_FIELDS
@@ -160,8 +164,8 @@ def delete_image(image_id, query):
     if not is_image_id(image_id):
         not_found(image_id)
     with write_transaction():
-        if "If-Match" in request.headers:
-            check_if_match(etag_of(image_body(get_image_or_404(image_id, for_update=True))))
+        if "If-Match" in request.headers or "If-None-Match" in request.headers:
+            check_preconditions(etag_of(image_body(get_image_or_404(image_id, for_update=True))))
         deleted = Image.delete().where(Image.id == image_id).execute()
     if not deleted:
         not_found(image_id)

@@ -1,6 +1,7 @@
 """The ``images-api user`` commands (README: Users and tokens), checked over HTTP too."""
 
 import re
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -231,3 +232,12 @@ def test_token_can_be_captured_by_a_shell(database_url, client):
     done = subprocess.run(["bash", "-c", shell, str(script), database_url], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert granted(client, done.stdout) == {"read_images"}
+
+
+@pytest.mark.sqlite_only
+def test_a_database_that_fails_a_command_is_one_line_and_status_2(cli, client, database_url):
+    with sqlite3.connect(database_url.removeprefix("sqlite:///")) as broken:
+        broken.execute("DROP TABLE users")
+    result = cli("user", "add", "erin", "--all-policies")
+    assert result.exit_code == 2
+    assert result.output.startswith("Error: the database failed: ") and len(result.output.strip().splitlines()) == 1

@@ -71,6 +71,15 @@ def test_a_listing_page_has_its_own_etag(client, admin_headers):
     assert page() != first
 
 
+def test_the_last_pages_etag_changes_when_images_come_after_it(client, admin_headers, seeded):
+    """A client that revalidates its last page must learn of a next one (the Link header)."""
+    etag = client.get("/v3/images?limit=1", headers=admin_headers).headers["ETag"]
+    assert client.post("/v3/image", json=image(id="ami-zzz"), headers=admin_headers).status_code == 200
+    resp = client.get("/v3/images?limit=1", headers={**admin_headers, "If-None-Match": etag})
+    assert resp.status_code == 200 and resp.get_json() == [SEED] and 'rel="next"' in resp.headers["Link"]
+    assert resp.headers["ETag"] != etag
+
+
 def test_an_unchanged_listing_is_304_and_a_changed_one_is_not(client, admin_headers, seeded):
     etag = client.get("/v3/images", headers=admin_headers).headers["ETag"]
     for _ in range(2):  # the second from what the thread kept
@@ -97,6 +106,16 @@ def test_if_match_that_does_not_match_is_412_and_changes_nothing(client, admin_h
     body_of_error = assert_error(client.open("/v3/image/ami-seed", method=method, json=body, headers=headers), 412)
     assert "If-Match" in body_of_error["message"]
     assert listing(client, admin_headers) == [SEED]
+
+
+@pytest.mark.parametrize("method, body", [("PUT", {"name": "v2"}), ("DELETE", None)])
+@pytest.mark.parametrize("template", ["{etag}", "W/{etag}", "*"])
+def test_a_write_with_if_none_match_naming_the_image_is_412(client, admin_headers, seeded, method, body, template):
+    headers = {**admin_headers, "If-None-Match": template.format(etag=seeded)}
+    assert_error(client.open("/v3/image/ami-seed", method=method, json=body, headers=headers), 412)
+    assert listing(client, admin_headers) == [SEED]
+    headers["If-None-Match"] = '"another"'
+    assert client.open("/v3/image/ami-seed", method=method, json=body, headers=headers).status_code == 200
 
 
 def test_delete_with_if_match_that_matches_deletes(client, admin_headers, seeded):

@@ -108,7 +108,7 @@ def test_a_3_0_0_database_is_upgraded_in_place_at_start_with_nothing_lost(old_da
 def test_status_and_upgrade_commands(old_database):
     result = run("db", "status", database_url=old_database)
     assert result.exit_code == 0, result.output
-    assert result.stdout.splitlines() == [f"version: none (a new database); {len(CURRENT)} pending"] + [f"pending\t{name}" for name in CURRENT]
+    assert result.stdout.splitlines() == [f"version: none (no migration recorded: a new database, or one made by images-api 3.0.0); {len(CURRENT)} pending"] + [f"pending\t{name}" for name in CURRENT]
     result = run("db", "upgrade", database_url=old_database)
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines() == [f"applied\t{name}" for name in CURRENT]
@@ -264,6 +264,8 @@ GOOD_IMAGE = json.dumps({"type": "image", **SEED}) + "\n"
         (HEADER + GOOD_IMAGE + '{"type": "image", "id": "ami-2", "provider": "ec', "line 3: cut short"),
         (HEADER + GOOD_IMAGE + '{"type": "flavor"}\n', "line 3: not a record"),
         (HEADER + GOOD_IMAGE + "not json\n", "line 3: not JSON"),
+        (HEADER + '{"type": "image", "id": "x", "id": "y", "provider": "ec2", "remote_user": "u"}\n', "line 2: not JSON: key 'id' appears twice"),
+        (HEADER + "[" * 100_000 + "\n", "line 2: not JSON this reads: nested too deep"),
         ('{"format": "images-api-export", "version": 2}\n' + GOOD_IMAGE, "line 1: format version 2 is newer"),
         ('{"type": "image"}\n', "line 1: not an images-api export"),
         ("", "line 1: the file is empty"),

@@ -412,7 +412,14 @@ def raw_request(port, request_line, token):
 
 @pytest.mark.parametrize(
     "request_line",
-    [b"GET //v3/images HTTP/1.1", b"GET ///v3/images HTTP/1.1", b"DELETE /v3/image/u\t3 HTTP/1.1", b"GET /v3/ima\tges HTTP/1.1"],
+    [
+        b"GET //v3/images HTTP/1.1",
+        b"GET ///v3/images HTTP/1.1",
+        b"DELETE /v3/image/u\t3 HTTP/1.1",
+        b"GET /v3/ima\tges HTTP/1.1",
+        b"GET /v3/images?provider=e\tc2 HTTP/1.1",
+        b"GET /v3/images?pro\tvider=ec2 HTTP/1.1",
+    ],
 )
 def test_a_request_target_the_server_rewrote_is_404(server, admin_token, request_line):
     assert call(server.port, "POST", "/v3/image", image(id="u3"), token=admin_token).status == 200
@@ -421,7 +428,7 @@ def test_a_request_target_the_server_rewrote_is_404(server, admin_token, request
     assert [i["id"] for i in listing_at(server.port, admin_token)] == ["u3"]
 
 
-@pytest.mark.parametrize("target", [b"/v3/image/u3", b"/v3/image/%75%33", b"http://x/v3/image/u3", b"/v3/image/u3?"])
+@pytest.mark.parametrize("target", [b"/v3/image/u3", b"/v3/image/%75%33", b"http://x/v3/image/u3", b"/v3/image/u3?", b"/v3/images?provider=ec2&limit=5"])
 def test_a_target_as_sent_is_routed(server, admin_token, target):
     assert call(server.port, "POST", "/v3/image", image(id="u3"), token=admin_token).status == 200
     status, body = raw_request(server.port, b"GET " + target + b" HTTP/1.1", admin_token)
