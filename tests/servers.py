@@ -113,14 +113,6 @@ class Relay:
         self.listener.close()
         self.drop()
 
-    def sessions(self):
-        """How many sessions are connected to the database (the admin's own is connected to another)."""
-        if isinstance(self.admin, PostgresqlDatabase):
-            sql = "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = %s"
-        else:
-            sql = "SELECT COUNT(*) FROM information_schema.processlist WHERE db = %s"
-        return self.admin.execute_sql(sql, (self.name,)).fetchone()[0]
-
     def drop(self):
         """Close every relayed connection, leaving the relay accepting new ones."""
         with self.lock:
