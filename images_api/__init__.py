@@ -26,10 +26,10 @@ def init_app(app, *, standalone=False):
     Registers the ``/v3`` blueprint with its JSON errors and access log, opens
     the database and brings its schema up to date (``schema.ensure_current``),
     adds the ``user`` CLI group, and on the database's first start creates the
-    ``admin`` user. The host's own routes and error handlers stay as they were. ``standalone`` (for ``create_app``)
-    means the app is the API and nothing else: every request is logged.
-    Raises ``settings.SettingError`` for a malformed setting or a database
-    that cannot be opened.
+    ``admin`` user. The host's own routes and error handlers stay as they
+    were. ``standalone`` (for ``create_app``) means the app is the API and
+    nothing else: every request is logged. Raises ``settings.SettingError``
+    for a malformed setting or a database that cannot be opened.
     """
     config = settings.read(app.config)
     for key, value in settings.DEFAULTS.items():
