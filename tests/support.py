@@ -4,16 +4,16 @@ import base64
 import http.client
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import waitress
+
+from processes import TIMEOUT, free_port, listening, wait_serving, wait_until  # noqa: F401 (re-exported)
 
 JSON = "application/json"
 WWW_AUTHENTICATE = 'Bearer realm="images-api"'
@@ -139,9 +139,6 @@ def route_params(routes=ROUTES):
 
 # -- real servers on 127.0.0.1 ----------------------------------------------------------
 
-TIMEOUT = 30  # seconds, for any one request or wait
-
-
 @dataclass
 class Reply:
     status: int
@@ -176,38 +173,15 @@ def call(port, method, path, body=None, *, token=None, headers=None, data=None, 
         conn.close()
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 def quiet_environ(**extra):
     """The test process's environment without ``IMAGES_API_*``, plus ``extra``."""
     environ = {key: value for key, value in os.environ.items() if not key.startswith("IMAGES_API_")}
     return {**environ, **extra}
 
 
-def wait_until(predicate):
-    """Wait (bounded by ``TIMEOUT``) until ``predicate()`` is true, looking every 10 ms."""
-    deadline = time.monotonic() + TIMEOUT
-    while not predicate():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
-
-
 def wait_listening(popen, port, output):
     """Wait (bounded) until ``popen`` accepts connections on ``port``; ``output()`` explains a failure."""
-    deadline = time.monotonic() + TIMEOUT
-    while time.monotonic() < deadline:
-        if popen.poll() is not None:
-            pytest.fail(f"server exited with {popen.returncode}: {output()}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    pytest.fail(f"server did not listen on {port}: {output()}")
+    wait_serving(popen, lambda: listening(port), output)
 
 
 class ThreadServer:
