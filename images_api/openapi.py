@@ -1,11 +1,12 @@
 """The OpenAPI 3 document of the ``/v3`` API, served at ``GET /v3/openapi.json``.
 
 apispec's marshmallow plugin writes it from the schemas that load requests,
-so the two cannot drift: the paths, methods, policies and the query and body
-schemas of each operation come from the views (``policy_required`` and
-``parse`` record them), the field rules from ``schemas.py``. This module adds
-what the schemas cannot say: responses, statuses and headers (README: The API, Errors) and the security
-schemes (README: Authentication). ``document`` builds it once per app.
+so the two cannot drift. Each operation comes from what its view carries:
+its policy (``policy_required``), query and body schemas (``parse``) and what
+it answers (``responses.responses``); the field rules from ``schemas.py``.
+This module adds what neither says: the fields' JSON Schema patterns and
+descriptions, the parameters' descriptions, the request examples and the
+security schemes (README: Authentication). ``document`` builds it once per app.
 """
 
 import importlib.metadata
@@ -13,11 +14,10 @@ import importlib.metadata
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from flask import current_app, jsonify, request
-from marshmallow import Schema, fields, validate
 
-from .auth import REALM
-from .parsing import JSON, MAX_BODY
-from .schemas import ImageSchema, ImageUpdateSchema, ProviderCheck, image_id, image_name, printable
+from .parsing import JSON
+from .responses import CONDITIONS, ERRORS, ErrorSchema, ImageCreatedSchema, ImageDeletedSchema, ImageUpdatedSchema, ShownImageSchema
+from .schemas import ImageSchema, ImageUpdateSchema, ProviderCheck, printable
 from .state import api_state
 
 OPENAPI_VERSION = "3.0.3"
@@ -40,36 +40,6 @@ PARAMETER_DESCRIPTIONS = {
     "limit": "At most this many images; when more follow, the `Link` header gives the next page.",
     "marker": "Start after the image with this id (the last id of the previous page).",
 }
-
-
-class ShownImageSchema(ImageSchema):
-    """An image as every response shows it: exactly the four fields."""
-
-    name = image_name(required=True)
-
-
-def message(text):
-    return fields.String(required=True, validate=validate.OneOf([text]))
-
-
-class ImageCreatedSchema(Schema):
-    id = image_id(required=True)
-    message = message("Created")
-
-
-class ImageUpdatedSchema(Schema):
-    image = fields.Nested(ShownImageSchema, required=True)
-    message = message("Updated")
-
-
-class ImageDeletedSchema(Schema):
-    id = image_id(required=True)
-    message = message("Deleted")
-
-
-class ErrorSchema(Schema):
-    message = fields.String(required=True)
-    errors = fields.Dict(keys=fields.String(), values=fields.List(fields.String()))
 
 
 def ecma_pattern(pattern):
@@ -102,114 +72,6 @@ def field_rules(converter, field, ret, **kwargs):
     return extra
 
 
-def error(description, **headers):
-    response = {"description": description, "content": {JSON: {"schema": ErrorSchema()}}}
-    if headers:
-        response["headers"] = headers
-    return response
-
-
-def header(description, schema, required=True):
-    return {"description": description, "required": required, "schema": schema}
-
-
-#: Error responses by status, each with its component name (README: Errors).
-ERRORS = {
-    400: (
-        "BadRequest",
-        error(
-            "A query parameter is unknown, given twice or breaks its rule, or the body is not a "
-            "UTF-8 JSON object or a field breaks its rule; `errors` names each field."
-        ),
-    ),
-    401: (
-        "Unauthorized",
-        error(
-            "No credentials, or an unknown or malformed token.",
-            **{"WWW-Authenticate": header("How to authenticate.", {"type": "string", "enum": [f'Bearer realm="{REALM}"']})},
-        ),
-    ),
-    403: ("Forbidden", error("The user lacks the operation's policy; the message names it.")),
-    404: ("NotFound", error("No image has this id.")),
-    406: ("NotAcceptable", error("The `Accept` header admits no `application/json`.")),
-    409: ("Conflict", error("An image with this id exists; nothing changed.")),
-    412: ("PreconditionFailed", error("`If-Match` names neither the image's current ETag nor `*`; nothing changed.")),
-    413: ("PayloadTooLarge", error(f"The body is over {MAX_BODY // 1024} KiB.")),
-    415: ("UnsupportedMediaType", error("The body is not sent as `Content-Type: application/json`.")),
-    500: ("InternalServerError", error("Anything unexpected; logged on the server.")),
-    503: (
-        "ServiceUnavailable",
-        error(
-            "The database is busy or cannot answer; the message says which: retry.",
-            **{"Retry-After": header("Seconds to wait before retrying.", {"type": "integer", "minimum": 0})},
-        ),
-    ),
-}
-
-
-ETAG = header(
-    "A strong validator of exactly this representation: send it back in `If-None-Match` (GET) or `If-Match` (PUT, DELETE).",
-    {"type": "string", "pattern": '^"[0-9a-f]{32}"$'},
-)
-CACHE_CONTROL = header("`no-cache`: a client may keep a copy, and must revalidate it before each use.", {"type": "string", "enum": ["no-cache"]})
-#: Operations that answer 304 to a matching ``If-None-Match``, and those that honour ``If-Match`` (README: Conditional requests).
-REVALIDATED = {"list_images", "show_image"}
-GUARDED = {"update_image", "delete_image"}
-CONDITIONS = {
-    "If-None-Match": "ETags of copies the client has, or `*`: a 304 without a body when one matches (weak comparison).",
-    "If-Match": "ETags the image must have now, or `*`: a 412 and no change when none matches (strong comparison).",
-}
-
-
-def link(operation, pointer):
-    return {"operationId": operation, "parameters": {"image_id": f"$response.body#{pointer}"}}
-
-
-def successes():
-    """The 200 response of each operation, by view name (README: The API)."""
-    return {
-        "list_images": {
-            "description": "The images, in code point order of `id`.",
-            "content": {JSON: {"schema": ShownImageSchema(many=True)}},
-            "headers": {
-                "Link": header(
-                    'When `limit` cut the page short and more images follow: `<URL>; rel="next"`, the next page.',
-                    {"type": "string", "pattern": '^<[^>]+>; rel="next"$'},
-                    required=False,
-                ),
-                "ETag": ETAG,
-                "Cache-Control": CACHE_CONTROL,
-            },
-        },
-        "create_image": {
-            "description": "Created (200, not 201: the API's first document says so).",
-            "content": {JSON: {"schema": ImageCreatedSchema()}},
-            "headers": {"Location": header("The new image's URL.", {"type": "string", "format": "uri"})},
-            "links": {
-                "show_image": link("show_image", "/id"),
-                "update_image": link("update_image", "/id"),
-                "delete_image": link("delete_image", "/id"),
-            },
-        },
-        "show_image": {
-            "description": "The image.",
-            "content": {JSON: {"schema": ShownImageSchema()}},
-            "headers": {"ETag": ETAG, "Cache-Control": CACHE_CONTROL},
-        },
-        "update_image": {
-            "description": "Updated; the image as it is now, and in `ETag` the ETag a GET of it now gives.",
-            "content": {JSON: {"schema": ImageUpdatedSchema()}},
-            "headers": {"ETag": ETAG},
-            "links": {"show_image": link("show_image", "/image/id"), "delete_image": link("delete_image", "/image/id")},
-        },
-        "delete_image": {
-            "description": "Deleted.",
-            "content": {JSON: {"schema": ImageDeletedSchema()}},
-            "links": {"show_image": link("show_image", "/id")},
-        },
-    }
-
-
 def examples(providers):
     provider = min(providers) if providers else "ec2"
     return {
@@ -238,16 +100,10 @@ def operation(plugin, rule, view, state):
     for parameter in converter.schema2parameters(state.schema(view.query_schema), location="query"):
         parameter["description"] = PARAMETER_DESCRIPTIONS.get(parameter["name"], "")
         parameters.append(parameter)
-    condition = "If-None-Match" if name in REVALIDATED else "If-Match" if name in GUARDED else None
-    if condition:
-        parameters.append({"in": "header", "name": condition, "required": False, "description": CONDITIONS[condition], "schema": {"type": "string"}})
-    statuses = {400, 401, 403, 406, 500, 503}
-    if name in GUARDED:
-        statuses.add(412)
-    if rule.arguments:
-        statuses.add(404)
-    if name == "create_image":
-        statuses.add(409)
+    answers = view.responses
+    if answers.condition:
+        description = CONDITIONS[answers.condition][0]
+        parameters.append({"in": "header", "name": answers.condition, "required": False, "description": description, "schema": {"type": "string"}})
     result = {
         "operationId": name,
         "summary": summary.strip(),
@@ -255,12 +111,11 @@ def operation(plugin, rule, view, state):
         "x-policy": view.policy,
         "tags": ["images"],
         "security": SECURITY,
-        "responses": {"200": successes()[name]},
+        "responses": answers.document(reads_body=view.body_schema is not None),
     }
     if parameters:
         result["parameters"] = parameters
     if view.body_schema is not None:
-        statuses |= {413, 415}
         result["requestBody"] = {
             "required": True,
             "content": {
@@ -270,13 +125,6 @@ def operation(plugin, rule, view, state):
                 }
             },
         }
-    if name in REVALIDATED:
-        result["responses"]["304"] = {
-            "description": "Not modified: `If-None-Match` names this representation's ETag (or `*`). No body.",
-            "headers": {"ETag": ETAG, "Cache-Control": CACHE_CONTROL},
-        }
-    for status in sorted(statuses):
-        result["responses"][str(status)] = ERRORS[status][0]
     return result
 
 

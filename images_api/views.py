@@ -11,6 +11,7 @@ from .db import database, lookup, write_transaction
 from .models import Image
 from .state import current_api
 from .parsing import parse
+from .responses import ImageCreatedSchema, ImageDeletedSchema, ImageUpdatedSchema, ShownImageSchema, responses
 from .schemas import ImageQuerySchema, ImageSchema, ImageUpdateSchema, NoQuerySchema, is_image_id
 
 bp = Blueprint("images_api", __name__, url_prefix="/v3")
@@ -72,6 +73,12 @@ def not_found(image_id):
 
 
 @bp.get("/images", merge_slashes=False)
+@responses(
+    "The images, in code point order of `id`.",
+    ShownImageSchema(many=True),
+    headers=("Link", "ETag", "Cache-Control"),
+    condition="If-None-Match",
+)
 @policy_required("read_images")
 @parse(query=ImageQuerySchema)
 def list_images(query):
@@ -109,6 +116,13 @@ def list_images(query):
 
 
 @bp.post("/image", merge_slashes=False)
+@responses(
+    "Created (200, not 201: the API's first document says so).",
+    ImageCreatedSchema(),
+    headers=("Location",),
+    links={"show_image": "/id", "update_image": "/id", "delete_image": "/id"},
+    errors=(409,),
+)
 @policy_required("create_image")
 @parse(query=NoQuerySchema, body=ImageSchema)
 def create_image(query, body):
@@ -124,6 +138,13 @@ def create_image(query, body):
 
 
 @bp.get("/image/<image_id>", merge_slashes=False)
+@responses(
+    "The image.",
+    ShownImageSchema(),
+    headers=("ETag", "Cache-Control"),
+    errors=(404,),
+    condition="If-None-Match",
+)
 @policy_required("read_images")
 @parse(query=NoQuerySchema)
 def show_image(image_id, query):
@@ -133,6 +154,14 @@ def show_image(image_id, query):
 
 
 @bp.put("/image/<image_id>", merge_slashes=False)
+@responses(
+    "Updated; the image as it is now, and in `ETag` the ETag a GET of it now gives.",
+    ImageUpdatedSchema(),
+    headers=("ETag",),
+    links={"show_image": "/image/id", "delete_image": "/image/id"},
+    errors=(404,),
+    condition="If-Match",
+)
 @policy_required("create_image")
 @parse(query=NoQuerySchema, body=ImageUpdateSchema)
 def update_image(image_id, query, body):
@@ -157,6 +186,13 @@ def update_image(image_id, query, body):
 
 
 @bp.delete("/image/<image_id>", merge_slashes=False)
+@responses(
+    "Deleted.",
+    ImageDeletedSchema(),
+    links={"show_image": "/id"},
+    errors=(404,),
+    condition="If-Match",
+)
 @policy_required("delete_image")
 @parse(query=NoQuerySchema)
 def delete_image(image_id, query):
