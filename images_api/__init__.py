@@ -5,7 +5,7 @@ import os
 
 from flask import Flask
 
-from . import db, errors, health, logs, schema, settings
+from . import db, errors, health, logs, schema, settings, sqlite
 from .auth import first_start
 from .cli import user_cli
 from .models import User
@@ -42,8 +42,9 @@ def init_app(app, *, standalone=False):
         raise settings.SettingError(f"the database URL {settings.masked_url(config.database_url)!r}: {error}") from None
     app.extensions[EXTENSION] = State(config, database, ImageSchema(providers=config.providers), standalone)
     app.register_blueprint(bp)
-    app.before_request(errors.routing_errors_where(is_api_path))
+    # The timer first: a routing failure answered by the next hook gets its access line too.
     app.before_request(logs.start_timer)
+    app.before_request(errors.routing_errors_where(is_api_path))
     app.after_request(logs.log_access)
     app.teardown_request(db.release)
     app.cli.add_command(user_cli)
@@ -53,7 +54,7 @@ def init_app(app, *, standalone=False):
     with db.start_errors(database, config.database_url), app.app_context():
         with db.closing_pool(database), database.connection_context():
             schema.ensure_current(database, config.auto_upgrade)
-            db.remember_file(database)
+            sqlite.remember_file(database)
             if config.create_admin:
                 first_start(config.admin_token)
             elif not app.config.get(COMMAND) and not User.select().exists():

@@ -13,7 +13,7 @@ from flask.cli import AppGroup, ScriptInfo, with_appcontext
 from peewee import PeeweeException
 from playhouse.pool import MaxConnectionsExceeded
 
-from . import db, schema, serve, settings, transfer
+from . import db, failures, schema, serve, settings, transfer
 from .auth import POLICIES, USER_NAME, add_user, check_policies, hash_token, new_token
 from .db import database
 from .models import User
@@ -168,7 +168,7 @@ class Commands(click.Group):
         try:
             return super().invoke(ctx)
         except (PeeweeException, MaxConnectionsExceeded) as error:
-            failure = db.failure(error)
+            failure = failures.failure(error)
             reason = failure.description if failure else " ".join(str(error).split())
             raise CommandError(f"the database failed: {reason}") from None
         except OSError as error:  # a full disk under export's output, say

@@ -1,26 +1,29 @@
-"""The database at request time (README: Storage, Scaling out).
+"""The database at request time (README: Databases, Storage, Scaling out).
 
-One module owns it, as flaskr's ``db.py`` does: opening the database of each
-app, a connection for each request (kept per thread on SQLite, taken from a
-bounded pool on PostgreSQL and MariaDB/MySQL), the rows kept per thread on
-SQLite, the write turn, the health query, and the two named ways a database
-fails a request: ``DatabaseBusy`` and ``DatabaseUnavailable``, both a JSON 503.
+One module opens it and hands it out, as flaskr's ``db.py`` does: the
+database of each app, a connection for each request (kept per thread on
+SQLite, taken from a bounded pool on PostgreSQL and MariaDB/MySQL), the
+lookups every request makes, writes and the health query. What only SQLite
+needs is in ``sqlite.py``, the pools in ``pools.py``, and the 503s a failing
+database is answered with in ``failures.py``.
 """
 
 import contextlib
 import os
-import threading
-import time
 from urllib.parse import parse_qsl, urlsplit
 
+import apsw
 import peewee
 from flask import current_app, g
 from playhouse import db_url
 from playhouse.pool import MaxConnectionsExceeded, PooledDatabase
 from werkzeug.exceptions import ServiceUnavailable
 
+from .failures import DiskFull, DatabaseUnavailable, failure
+from .pools import POOLS
 from .schema import HISTORY, SchemaError
 from .settings import SettingError, masked_url
+from .sqlite import ReadRows, SqliteDatabase, WriteTurn, check_file
 from .state import api_state
 
 #: SQLite settings for every connection: WAL lets readers run beside a writer,
@@ -50,30 +53,6 @@ def server_options(family):
             "init_command": f"SET SESSION innodb_lock_wait_timeout = {WRITE_DEADLINE}, SESSION lock_wait_timeout = {WRITE_DEADLINE}",
         }
     return {"connect_timeout": CONNECT_TIMEOUT, "options": f"-c lock_timeout={WRITE_DEADLINE * 1000}"}
-
-
-class DatabaseBusy(ServiceUnavailable):
-    """503: the database stayed locked past the write deadline, or every pooled connection stayed in use."""
-
-    description = "The database is busy; retry shortly."
-
-    def __init__(self, description=None):
-        super().__init__(description, retry_after=1)
-
-
-class DatabaseUnavailable(ServiceUnavailable):
-    """503: the database cannot be reached, opened or read, is full, or is not the file the service opened."""
-
-    description = "The database is unavailable; retry shortly."
-
-    def __init__(self, description=None):
-        super().__init__(description, retry_after=5)
-
-
-class DiskFull(DatabaseUnavailable):
-    """503: the database's disk is full. ``/healthz`` says so until a write of this process goes through again."""
-
-    description = "The database's disk is full; writes succeed again once there is room."
 
 
 class AppDatabase(peewee.DatabaseProxy):
@@ -129,13 +108,24 @@ def open_database(url, connections=4):
             raise ValueError("in-memory SQLite cannot be shared between threads; name a file (sqlite:///images.db)")
         if not path.startswith("file:"):
             params["database"] = os.path.abspath(path)  # a later chdir must not move the service to another file
+        elif parts.scheme == "sqlite":
+            params["flags"] = apsw.SQLITE_OPEN_READWRITE | apsw.SQLITE_OPEN_CREATE | apsw.SQLITE_OPEN_URI
     elif family in SERVER_FAMILIES:
         if not parts.scheme.endswith("+pool"):
             url = f"{family}+pool{url[len(parts.scheme):]}"
         params = {"max_connections": connections, "timeout": WRITE_DEADLINE, **server_options(family)}
     params = {key: value for key, value in params.items() if key not in given}
+    scheme = url.partition(":")[0]
     try:
-        db = db_url.connect(url, unquote_user=True, unquote_password=True, **params)
+        if scheme == "sqlite":
+            db = SqliteDatabase(**{**db_url.parse(url), **params})
+        elif scheme in POOLS:
+            options = db_url.parse(url, unquote_user=True, unquote_password=True)
+            if not options["database"]:
+                raise ValueError(f"it names no database: the URL ends in its name ({family}://user@host/images)")
+            db = POOLS[scheme](**{**options, **params})
+        else:
+            db = db_url.connect(url, unquote_user=True, unquote_password=True, **params)
     except RuntimeError as error:  # db_url's word for an unknown scheme
         raise ValueError(f"no database of that kind: {error}") from None
     except TypeError as error:  # a query parameter the database class does not take
@@ -148,7 +138,7 @@ def open_database(url, connections=4):
     db.file = None  # (path, device, inode) of the SQLite file, once open: see check_file()
     db.wal_files = None  # per thread: its connection and the -wal file it found, in WAL mode
     sqlite = isinstance(db, peewee.SqliteDatabase) and not db.pooled
-    db.write_turn = WriteTurn(connections) if sqlite else None
+    db.write_turn = WriteTurn(connections, WRITE_DEADLINE) if sqlite else None
     db.lookup_sql = {}  # (model, field name) -> SQL, see lookup()
     db.read_rows = ReadRows() if sqlite else None
     return db
@@ -191,46 +181,6 @@ def missing_driver(db):
     return "the driver for this database is not installed"
 
 
-def remember_file(db):
-    """Note which file ``db`` (SQLite, connected) is, so that a deleted or replaced one is noticed."""
-    if isinstance(db, peewee.SqliteDatabase) and not db.database.startswith("file:"):
-        status = os.stat(db.database)
-        db.file = (db.database, status.st_dev, status.st_ino)
-        # In WAL mode the -wal file exists as long as a connection is open.
-        if os.path.exists(db.database + "-wal"):
-            db.wal_files = threading.local()
-
-
-def check_file(db):
-    """Raise ``DatabaseUnavailable`` when the SQLite file ``db`` opened, or its -wal file, was deleted or replaced.
-
-    Writes would go on succeeding into the old file, and all be gone at the
-    next start (README: Storage). Called with this thread's connection open:
-    SQLite keeps a -wal file for as long as a connection is, so the one this
-    connection found when it opened must still be there.
-    """
-    if db.file is None:
-        return
-    path, device, inode = db.file
-    try:
-        status = os.stat(path)
-        wal = os.stat(path + "-wal") if db.wal_files is not None else None
-    except OSError:
-        status = None
-    if status is None or (status.st_dev, status.st_ino) != (device, inode):
-        raise DatabaseUnavailable(
-            "The database file was deleted or replaced since the service opened it; restart the service."
-        )
-    if wal is not None:
-        seen, connection = db.wal_files, db.connection()
-        if getattr(seen, "connection", None) is not connection:
-            seen.connection, seen.wal = connection, (wal.st_dev, wal.st_ino)
-        elif seen.wal != (wal.st_dev, wal.st_ino):
-            raise DatabaseUnavailable(
-                "The database's -wal file was deleted or replaced since the service opened it; restart the service."
-            )
-
-
 def connect():
     """Before-request hook of the API: this request's connection, and the rows it may take from memory.
 
@@ -269,92 +219,6 @@ def health():
     except ServiceUnavailable as error:
         return error
     return None
-
-
-#: Driver error codes that mean "busy, retry": SQLite's BUSY and LOCKED;
-#: PostgreSQL's lock_not_available, serialization and deadlock failures and a
-#: cancelled statement; MariaDB's lock wait timeout and deadlock.
-BUSY = {5, 6, "55P03", "40001", "40P01", "57014", 1205, 1213}
-#: Codes that mean "the disk is full": SQLite FULL, PostgreSQL disk_full,
-#: MariaDB "disk full" and "table is full".
-FULL = {13, "53100", 1021, 1114}
-#: SQLite's code for a statement that does not fit the schema (a table gone): a bug, not an outage.
-SQLITE_ERROR = 1
-
-
-def error_code(error):
-    """The driver's code for a wrapped driver ``error``: SQLite's primary code, PostgreSQL's SQLSTATE or MariaDB's number."""
-    # peewee raises its own class while handling the driver's exception.
-    cause = error.__cause__ or error.__context__ or error
-    if getattr(cause, "sqlite_errorcode", None) is not None:
-        return cause.sqlite_errorcode & 0xFF  # the extended code's primary part
-    if getattr(cause, "pgcode", None) is not None:
-        return cause.pgcode
-    if cause.args and isinstance(cause.args[0], int):
-        return cause.args[0]
-    return None
-
-
-def failure(error):
-    """The 503 that stands for ``error``, raised by peewee or its pool; None for one that is a bug (a 500).
-
-    Busy (a lock, every pooled connection in use) is ``DatabaseBusy``; a full
-    disk, and anything else that keeps the database from answering (refused
-    or lost connections, a file that cannot be opened or read), is
-    ``DatabaseUnavailable`` (README: Errors).
-    """
-    if isinstance(error, MaxConnectionsExceeded):
-        return DatabaseBusy()
-    if not isinstance(error, (peewee.OperationalError, peewee.InterfaceError, peewee.InternalError)):
-        if type(error) is not peewee.DatabaseError:  # Integrity, Programming, Data, NotSupported errors
-            return None
-    code = error_code(error)
-    if code == SQLITE_ERROR:
-        # SQLite rolls a transaction back itself on a full disk or an I/O
-        # error; peewee's ROLLBACK then fails with "no transaction is active"
-        # while handling the error that says what happened.
-        cause = error.__context__
-        while cause is not None and not isinstance(cause, peewee.PeeweeException):
-            cause = cause.__context__
-        return failure(cause) if cause is not None else None
-    if code in BUSY:
-        return DatabaseBusy()
-    if code in FULL:
-        return DiskFull()
-    return DatabaseUnavailable()
-
-
-class ReadRows(threading.local):
-    """The rows ``lookup()`` read on this thread's SQLite connection, while no one has written since.
-
-    ``PRAGMA data_version`` changes when any other connection, in this process
-    or another, commits; ``total_changes`` when this one writes. Reading both
-    at the start of a request is one query where the token's user and the
-    image were two, and each query hands the GIL to another thread several
-    times (bench/README.md). A write is seen by the next request, as without
-    the rows: a reset token stops working at once (README: Storage).
-    """
-
-    #: Rows kept per thread before they are all dropped (user and image rows, a few hundred bytes each).
-    LIMIT = 1024
-
-    def __init__(self):
-        self.connection = None
-        self.version = None
-        self.rows = {}
-
-    def current(self, db):
-        """The rows read on ``db``'s connection in this thread, emptied first if the database changed.
-
-        Raises ``peewee.OperationalError`` when the database cannot be read.
-        """
-        data_version = db.execute_sql("PRAGMA data_version").fetchone()[0]
-        connection = db.connection()
-        version = (data_version, connection.total_changes)
-        # Holding the connection (not its id) keeps a new one from passing for it.
-        if connection is not self.connection or version != self.version or len(self.rows) >= self.LIMIT:
-            self.connection, self.version, self.rows = connection, version, {}
-        return self.rows
 
 
 #: Key in ``flask.g`` of the rows this request may take from memory (see ``connect``).
@@ -413,64 +277,6 @@ def snapshot(db):
     if isinstance(db, peewee.SqliteDatabase):
         return db.atomic(lock_type="DEFERRED")  # a WAL read snapshot, not the write lock
     return db.atomic(isolation_level="REPEATABLE READ")
-
-
-class WriteTurn:
-    """This process's turn to write on SQLite: one writer at a time, and never every thread waiting for it.
-
-    SQLite takes one writer at a time and makes the others poll, sleeping 1,
-    2, 5, ... 100 ms between tries; queueing this process's writers on a lock
-    first hands the turn on the moment a commit ends. At most ``threads - 1``
-    threads are ever in a write, and while a lock held elsewhere keeps the
-    turn's writer waiting, a writer that finds no room is ``DatabaseBusy`` at
-    once: a thread stays free for reads and ``/healthz`` (README: Storage).
-    """
-
-    STUCK = 0.25  # seconds a turn is held before it is taken for waiting on a lock elsewhere (a write takes milliseconds)
-
-    def __init__(self, threads):
-        self.lock = threading.RLock()
-        self.room = threading.BoundedSemaphore(max(1, threads - 1))
-        self.since = None  # when the turn was taken; None while nobody holds it
-
-    def stuck(self):
-        """Whether the turn has been held past ``STUCK``: its writer waits on a lock held elsewhere."""
-        since = self.since
-        return since is not None and time.monotonic() - since > self.STUCK
-
-    @contextlib.contextmanager
-    def taken(self, db):
-        """Hold the turn, then run the block in ``db.atomic()``, all within one ``WRITE_DEADLINE``."""
-        deadline = time.monotonic() + WRITE_DEADLINE
-        # Room frees within milliseconds while writes go through; once the
-        # turn is stuck, waiting on for room would hold a thread reads need.
-        while not self.room.acquire(blocking=False):
-            if self.stuck() or time.monotonic() >= deadline:
-                raise DatabaseBusy()
-            if self.room.acquire(timeout=min(self.STUCK, deadline - time.monotonic())):
-                break
-        try:
-            if not self.lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
-                raise DatabaseBusy()
-            self.since = time.monotonic()
-            try:
-                # What is left of the deadline is what SQLite may wait for a
-                # writer of another process (its busy timeout), not 30 s more.
-                left = deadline - time.monotonic()
-                shortened = left < WRITE_DEADLINE - 0.01
-                if shortened:
-                    db.execute_sql(f"PRAGMA busy_timeout = {max(1, int(left * 1000))}")
-                try:
-                    with db.atomic():
-                        yield
-                finally:
-                    if shortened:
-                        db.execute_sql(f"PRAGMA busy_timeout = {WRITE_DEADLINE * 1000}")
-            finally:
-                self.since = None
-                self.lock.release()
-        finally:
-            self.room.release()
 
 
 @contextlib.contextmanager

@@ -9,7 +9,7 @@ from playhouse.pool import MaxConnectionsExceeded
 from werkzeug.exceptions import HTTPException, NotFound, default_exceptions
 from werkzeug.routing import RequestRedirect
 
-from . import db
+from . import failures
 
 #: Headers of an ``HTTPException`` that describe its HTML page, not the error.
 PAGE_HEADERS = {"content-type", "content-length"}
@@ -49,7 +49,7 @@ def validation_error(error):
 
 def database_error(error):
     """A database that is busy or cannot answer is a 503 with ``Retry-After``; any other database error a 500."""
-    failure = db.failure(error)
+    failure = failures.failure(error)
     if failure is None:
         current_app.logger.exception("database error")
         return internal_error(error)
@@ -96,13 +96,17 @@ def rewritten_target():
     must end the one sent, and not after a slash. A prefix before it (a
     mount, a proxy's) is another's business.
     """
-    raw = request.environ.get("REQUEST_URI")
+    environ = request.environ
+    raw = environ.get("REQUEST_URI")
     if raw is None:  # a server that does not say
         return False
+    query = environ.get("QUERY_STRING", "")
+    if not environ.get("SCRIPT_NAME") and "%" not in raw and raw == environ.get("PATH_INFO", "") + ("?" + query if query else ""):
+        return False  # most requests: sent as routed, nothing escaped
     path, _, query = raw.partition("#")[0].partition("?")
     sent = unquote_to_bytes(path).decode("latin-1")
-    routed = request.environ.get("PATH_INFO", "")
-    if query != request.environ.get("QUERY_STRING", ""):
+    routed = environ.get("PATH_INFO", "")
+    if query != environ.get("QUERY_STRING", ""):
         return True
     return not sent.endswith(routed) or sent[: len(sent) - len(routed)].endswith("/")
 

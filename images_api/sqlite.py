@@ -1,0 +1,172 @@
+"""What SQLite needs that a server database does not (README: Storage).
+
+The driver (APSW), the check that the file opened is still the one at its
+path, the rows each thread keeps while the database is unchanged, and this
+process's turn to write.
+"""
+
+import contextlib
+import datetime
+import os
+import threading
+import time
+
+import peewee
+from playhouse.apsw_ext import APSWDatabase
+
+from .failures import DatabaseBusy, DatabaseUnavailable
+
+
+class SqliteDatabase(APSWDatabase):
+    """A ``sqlite:///`` database, through APSW (``playhouse.apsw_ext``) rather than the ``sqlite3`` module.
+
+    APSW lets go of the GIL a few times per query where ``sqlite3`` does so
+    several times more, and under load each time costs a wait for it: worth
+    about a quarter of GET one's throughput (bench/README.md). peewee binds a
+    ``datetime`` for a ``DateTimeField`` (``playhouse.migrations``' history,
+    the first start), which APSW does not take: it is bound as the ISO text
+    ``sqlite3``'s default adapter stored.
+    """
+
+    def _add_conn_hooks(self, conn):
+        conn.convert_binding = iso_datetime
+        super()._add_conn_hooks(conn)
+
+
+def iso_datetime(cursor, number, value):
+    """APSW's ``convert_binding``: a ``datetime`` (or ``date``) as ISO text; anything else is refused as APSW refuses it."""
+    if isinstance(value, datetime.date):
+        return value.isoformat(" ") if isinstance(value, datetime.datetime) else value.isoformat()
+    raise TypeError(f"Bad binding argument type supplied - argument #{number}: type {type(value).__name__}")
+
+
+def remember_file(db):
+    """Note which file ``db`` (SQLite, connected) is, so that a deleted or replaced one is noticed."""
+    if isinstance(db, peewee.SqliteDatabase) and not db.database.startswith("file:"):
+        status = os.stat(db.database)
+        db.file = (db.database, status.st_dev, status.st_ino)
+        # In WAL mode the -wal file exists as long as a connection is open.
+        if os.path.exists(db.database + "-wal"):
+            db.wal_files = threading.local()
+
+
+def check_file(db):
+    """Raise ``DatabaseUnavailable`` when the SQLite file ``db`` opened, or its -wal file, was deleted or replaced.
+
+    Writes would go on succeeding into the old file, and all be gone at the
+    next start (README: Storage). Called with this thread's connection open:
+    SQLite keeps a -wal file for as long as a connection is, so the one this
+    connection found when it opened must still be there.
+    """
+    if db.file is None:
+        return
+    path, device, inode = db.file
+    try:
+        status = os.stat(path)
+        wal = os.stat(path + "-wal") if db.wal_files is not None else None
+    except OSError:
+        status = None
+    if status is None or (status.st_dev, status.st_ino) != (device, inode):
+        raise DatabaseUnavailable(
+            "The database file was deleted or replaced since the service opened it; restart the service."
+        )
+    if wal is not None:
+        seen, connection = db.wal_files, db.connection()
+        if getattr(seen, "connection", None) is not connection:
+            seen.connection, seen.wal = connection, (wal.st_dev, wal.st_ino)
+        elif seen.wal != (wal.st_dev, wal.st_ino):
+            raise DatabaseUnavailable(
+                "The database's -wal file was deleted or replaced since the service opened it; restart the service."
+            )
+
+
+class ReadRows(threading.local):
+    """The rows ``lookup()`` read on this thread's SQLite connection, while no one has written since.
+
+    ``PRAGMA data_version`` changes when any other connection, in this process
+    or another, commits; ``total_changes`` when this one writes. Reading both
+    at the start of a request is one query where the token's user and the
+    image were two, and each query hands the GIL to another thread several
+    times (bench/README.md). A write is seen by the next request, as without
+    the rows: a reset token stops working at once (README: Storage).
+    """
+
+    #: Rows kept per thread before they are all dropped (user and image rows, a few hundred bytes each).
+    LIMIT = 1024
+
+    def __init__(self):
+        self.connection = None
+        self.version = None
+        self.rows = {}
+
+    def current(self, db):
+        """The rows read on ``db``'s connection in this thread, emptied first if the database changed.
+
+        Raises ``peewee.OperationalError`` when the database cannot be read.
+        """
+        data_version = db.execute_sql("PRAGMA data_version").fetchone()[0]
+        connection = db.connection()
+        version = (data_version, connection.total_changes())
+        # Holding the connection (not its id) keeps a new one from passing for it.
+        if connection is not self.connection or version != self.version or len(self.rows) >= self.LIMIT:
+            self.connection, self.version, self.rows = connection, version, {}
+        return self.rows
+
+
+class WriteTurn:
+    """This process's turn to write on SQLite: one writer at a time, and never every thread waiting for it.
+
+    SQLite takes one writer at a time and makes the others poll, sleeping 1,
+    2, 5, ... 100 ms between tries; queueing this process's writers on a lock
+    first hands the turn on the moment a commit ends. At most ``threads - 1``
+    threads are ever in a write, and while a lock held elsewhere keeps the
+    turn's writer waiting, a writer that finds no room is ``DatabaseBusy`` at
+    once: a thread stays free for reads and ``/healthz`` (README: Storage).
+    """
+
+    STUCK = 0.25  # seconds a turn is held before it is taken for waiting on a lock elsewhere (a write takes milliseconds)
+
+    def __init__(self, threads, deadline):
+        self.deadline = deadline
+        self.lock = threading.RLock()
+        self.room = threading.BoundedSemaphore(max(1, threads - 1))
+        self.since = None  # when the turn was taken; None while nobody holds it
+
+    def stuck(self):
+        """Whether the turn has been held past ``STUCK``: its writer waits on a lock held elsewhere."""
+        since = self.since
+        return since is not None and time.monotonic() - since > self.STUCK
+
+    @contextlib.contextmanager
+    def taken(self, db):
+        """Hold the turn, then run the block in ``db.atomic()``, all within one ``self.deadline`` (seconds)."""
+        deadline = time.monotonic() + self.deadline
+        # Room frees within milliseconds while writes go through; once the
+        # turn is stuck, waiting on for room would hold a thread reads need.
+        while not self.room.acquire(blocking=False):
+            if self.stuck() or time.monotonic() >= deadline:
+                raise DatabaseBusy()
+            if self.room.acquire(timeout=min(self.STUCK, deadline - time.monotonic())):
+                break
+        try:
+            if not self.lock.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                raise DatabaseBusy()
+            self.since = time.monotonic()
+            try:
+                # What is left of the deadline is what SQLite may wait for a
+                # writer of another process (its busy timeout), not 30 s more.
+                left = deadline - time.monotonic()
+                shortened = left < self.deadline - 0.01
+                if shortened:
+                    db.execute_sql(f"PRAGMA busy_timeout = {max(1, int(left * 1000))}")
+                try:
+                    with db.atomic():
+                        yield
+                finally:
+                    if shortened:
+                        db.execute_sql(f"PRAGMA busy_timeout = {self.deadline * 1000}")
+            finally:
+                self.since = None
+                self.lock.release()
+        finally:
+            self.room.release()
