@@ -1,18 +1,16 @@
 -- Requests for wrk, chosen by environment variables that bench/run.py sets.
 --
--- BENCH_MODE    get (the URL given to wrk) | post | put | delete
+-- BENCH_MODE    get (the URL given to wrk) | post
 -- BENCH_TOKEN   API token sent as "Authorization: Bearer" (none: no header)
--- BENCH_PREFIX  post/put/delete: image ids are PREFIX .. zero-padded index
--- BENCH_IDS     put/delete: a file of image ids, one a line, used instead of
---               PREFIX (index i is line i+1)
--- BENCH_FIRST, BENCH_LAST   the index range [FIRST, LAST) this run works on
--- BENCH_QUOTA   post/delete: "1" makes each thread stop once it has had an
---               answer for every index of its share (a count bound; use one
---               connection per thread); otherwise PUT cycles the range and
---               POST goes on past LAST
+-- BENCH_PREFIX  post: image ids are PREFIX .. zero-padded index
+-- BENCH_FIRST, BENCH_LAST   post: the index range [FIRST, LAST) this run works on
+-- BENCH_QUOTA   post: "1" makes each thread stop once it has had an answer
+--               for every index of its share (a count bound; use one
+--               connection per thread); otherwise POST goes on past LAST
 -- BENCH_MAX     most requests one thread sends, whatever the mode
--- BENCH_IF_NONE_MATCH   get: sent as "If-None-Match" (none: no header)
--- BENCH_STATUS  the status counted as ok (default 200); any other is bad
+-- BENCH_STATUS  the status counted as ok (default 200); 503 is counted as
+--               busy (the service's "database busy or unavailable"), any other
+--               as bad
 --
 -- Thread t of T takes indices FIRST+t, FIRST+t+T, ... With one connection per
 -- thread, a thread sends its next request only after the last one's response,
@@ -27,14 +25,7 @@ local first = tonumber(os.getenv("BENCH_FIRST") or "0")
 local last = tonumber(os.getenv("BENCH_LAST") or "0")
 local quota_mode = os.getenv("BENCH_QUOTA") == "1"
 local max_requests = tonumber(os.getenv("BENCH_MAX") or "1000000")
-local ids_file = os.getenv("BENCH_IDS")
-local if_none_match = os.getenv("BENCH_IF_NONE_MATCH")
 local expected = tonumber(os.getenv("BENCH_STATUS") or "200")
-local ids = nil
-if ids_file then
-  ids = {}
-  for line in io.lines(ids_file) do table.insert(ids, line) end
-end
 
 local threads = {}
 local thread_count = 0
@@ -48,22 +39,15 @@ end
 function init(args)
   step = tonumber(os.getenv("BENCH_THREADS") or "1")
   index = first + tid
-  sent, ok, bad = 0, 0, 0
+  sent, ok, busy, bad = 0, 0, 0, 0
   headers = {}
   if token then headers["Authorization"] = "Bearer " .. token end
-  if mode == "post" or mode == "put" then headers["Content-Type"] = "application/json" end
-  if mode == "get" and if_none_match then headers["If-None-Match"] = if_none_match end
+  if mode == "post" then headers["Content-Type"] = "application/json" end
   if mode == "get" then fixed = wrk.format("GET", nil, headers) end
-end
-
-local function image_id(i)
-  if ids then return ids[i + 1] end
-  return string.format("%s%08d", prefix, i)
 end
 
 local function advance()
   index = index + step
-  if mode == "put" and index >= last then index = first + tid end
 end
 
 function request()
@@ -71,21 +55,14 @@ function request()
   if mode == "get" then return fixed end
   local i = index
   if not quota_mode then advance() end
-  local id = image_id(i)
-  if mode == "post" then
-    local body = string.format(
-      '{"id": "%s", "provider": "ec2", "remote_user": "ubuntu", "name": "Ubuntu 24.04 LTS build %d"}', id, i)
-    return wrk.format("POST", "/v3/image", headers, body)
-  elseif mode == "put" then
-    local user = (sent % 2 == 0) and "ubuntu" or "ec2-user"
-    return wrk.format("PUT", "/v3/image/" .. id, headers, string.format('{"remote_user": "%s"}', user))
-  else
-    return wrk.format("DELETE", "/v3/image/" .. id, headers)
-  end
+  local id = string.format("%s%08d", prefix, i)
+  local body = string.format(
+    '{"id": "%s", "provider": "ec2", "remote_user": "ubuntu", "name": "Ubuntu 24.04 LTS build %d"}', id, i)
+  return wrk.format("POST", "/v3/image", headers, body)
 end
 
 function response(status, headers, body)
-  if status == expected then ok = ok + 1 else bad = bad + 1 end
+  if status == expected then ok = ok + 1 elseif status == 503 then busy = busy + 1 else bad = bad + 1 end
   if quota_mode then advance() end
   if (quota_mode and index >= last) or sent >= max_requests then
     wrk.thread:stop()
@@ -93,16 +70,17 @@ function response(status, headers, body)
 end
 
 function done(summary, latency, requests)
-  local ok_total, bad_total = 0, 0
+  local ok_total, busy_total, bad_total = 0, 0, 0
   for _, thread in ipairs(threads) do
     ok_total = ok_total + thread:get("ok")
+    busy_total = busy_total + thread:get("busy")
     bad_total = bad_total + thread:get("bad")
   end
   local e = summary.errors
   io.write(string.format(
-    'BENCH_RESULT {"requests": %d, "duration_us": %d, "ok": %d, "bad": %d, ' ..
+    'BENCH_RESULT {"requests": %d, "duration_us": %d, "ok": %d, "busy": %d, "bad": %d, ' ..
     '"socket_errors": %d, "timeouts": %d, "p50_us": %d, "p99_us": %d, "max_us": %d, "bytes": %d}\n',
-    summary.requests, summary.duration, ok_total, bad_total,
+    summary.requests, summary.duration, ok_total, busy_total, bad_total,
     e.connect + e.read + e.write, e.timeout,
     latency:percentile(50), latency:percentile(99), latency.max, summary.bytes))
 end

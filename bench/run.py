@@ -1,30 +1,38 @@
-"""Benchmark images-api under waitress with wrk, against bare Flask's ceiling.
+"""Benchmark images-api under waitress with wrk, against bare Flask and a database driver's ceiling.
 
-    python bench/run.py [--duration 5] [--sizes 1000,10000,100000] [--connections 8]
-                        [--postgresql postgresql://USER@HOST:PORT/DBNAME]
+    python bench/run.py [--duration 2] [--rounds 9] [--connections 8] [--json PATH]
+                        [--postgresql URL] [--mysql URL] [--sqlite-only]
+                        [--service-env NAME=VALUE ...]
 
-Starts ``app.py`` (waitress, 4 threads) on a temporary SQLite database, seeds
-images through ``POST /v3/image``, drives each route with wrk and prints one
-table: throughput, p50/p99 latency, the ratio to bare Flask, the server's peak
-RSS per listing size; then the three budgets of issue 5. With a PostgreSQL
-server named (``--postgresql`` or ``IMAGES_API_BENCH_POSTGRESQL_URL``), the
-same reads and POST run on a database of the bench's own there, beside
-SQLite's, and two instances of ``app.py`` on it against one; those rows are
-reported, not budgeted. Conditional requests, reported too: the full listing
-of 10,000 answered 304 to its own ETag, and GET one image on ``app.py``
-against ``bench/no_etag.py`` (the same service with no ETag), taking turns.
-Needs ``wrk`` on PATH (Debian: ``apt-get install wrk``). Exit status 1 when a
-budget is missed, 2 when the benchmark itself could not run. See
-bench/README.md.
+Serves ``app.py`` (waitress, 4 threads) on three databases: a SQLite file in a
+temporary directory, and a scratch database of the bench's own on a
+PostgreSQL and on a MariaDB/MySQL server, created from an admin URL and
+dropped at the end (by default the local servers; ``--sqlite-only`` skips
+them). Seeds 10,000 images on SQLite through ``POST /v3/image`` and copies
+them to the servers with ``images-api export`` and ``import``. Then every
+load takes one wrk turn of ``--duration`` seconds a round, ``--rounds``
+rounds, in reverse order every other round: on each database GET one image,
+``limit=100``, the full listing and POST; the ceilings of ``bench/bare.py``,
+served by app.py's own waitress server (bare Flask; on each server database,
+bare Flask running one SELECT through the same driver); GET one image on
+SQLite without the ETag (``bench/no_etag.py``); two instances at once on
+PostgreSQL. Every ratio is taken within each round and printed as the median
+and the range over the rounds. Two budgets, on SQLite, set the exit status:
+GET one image at least 0.8 of bare Flask, and the full listing's p50 at most
+the in-process floor (``sqlite3`` fetch + ``json.dumps`` of the same rows).
+Exit status 1 when one is missed, 2 when the benchmark could not run. Needs
+``wrk`` on PATH. See bench/README.md.
 """
 
 import argparse
 import concurrent.futures
+import contextlib
+import importlib.metadata
 import json
 import os
+import platform
 import secrets
 import signal
-import socket
 import sqlite3
 import statistics
 import subprocess
@@ -37,110 +45,142 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-try:
-    import psycopg2
-except ImportError:  # the PostgreSQL rows are then skipped, with a note saying why
-    psycopg2 = None
-
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
-LUA = BENCH / "load.lua"
-HOST = "127.0.0.1"
-WAITRESS_THREADS = 4  # app.py's default, used for both servers
+sys.path.insert(0, str(ROOT / "tests"))  # processes.py: standard library only, shared with the tests
 
+import processes  # noqa: E402
+from bare import connect, driver  # noqa: E402  (bench/bare.py: this script's directory is on the path)
+
+LUA = BENCH / "load.lua"
+HOST = processes.HOST
+THREADS = 4  # app.py's default, for every server of the run
+
+LISTING_SIZE = 10_000  # images seeded on each database: the full listing's size
 SEED_PREFIX = "ami-"  # seeded images: ami-00000000, ami-00000001, ...
-POST_PREFIX = "new-"  # images the POST row creates and the DELETE row removes
+POST_PREFIX = "new-"  # images the POST turns create; deleted in the database after each turn
+ONE = f"{SEED_PREFIX}{LISTING_SIZE // 2:08d}"  # the image every GET one image asks for
 SEED_CONNECTIONS = 8
-ROUNDS = 3  # turns taken by bare Flask and GET one image, each of --duration seconds
+SEED_LIMIT_S = 300  # the most seconds seeding one database may take
+WARMUP_S = 1  # an unrecorded turn of each load before the rounds
+FLOOR_RUNS = 5  # in-process fetch + json.dumps runs just before each listing turn
+SETTLE_POLLS = 20  # looks at the count of POSTed images, 10 ms apart, that must agree before they are deleted
 
 TOKEN = secrets.token_urlsafe(32)  # the admin's, set through IMAGES_API_ADMIN_TOKEN
 
-# Budgets of issue 5.
-MIN_GET_VS_BARE = 0.6
-MAX_LISTING_VS_INPROCESS = 3.0
-BUDGET_SIZE = 10_000  # the listing size the in-process comparison is made at
+# A row's key: (backend, load). Budgets, goals and ratios find rows by key;
+# the label shown is made from it.
+BARE = "bare Flask"
+SQLITE = "SQLite"
+POSTGRESQL = "PostgreSQL"
+MARIADB = "MariaDB"
 
-POSTGRESQL_VARIABLE = "IMAGES_API_BENCH_POSTGRESQL_URL"
-POSTGRESQL = "PostgreSQL: "  # label of a PostgreSQL row: this, then the label of its SQLite row
-POSTGRESQL_MAX_SIZE = 10_000  # listings of --sizes up to this one also run on PostgreSQL
-CONNECT_TIMEOUT = 5  # seconds to reach the PostgreSQL server
-INSTANCES = f"{POSTGRESQL}GET one image"  # label of the rows of one instance against two
-INSTANCES_GOAL = 1.6  # two instances' GET throughput over one's: reported against, not budgeted
+GET_ONE = "GET /v3/image/<id>"
+CEILING = "bare Flask + one SELECT by id (bench/bare.py)"
+NO_ETAG = "GET /v3/image/<id> without the ETag (bench/no_etag.py)"
+TWO_INSTANCES = "GET /v3/image/<id>, two instances at once"
+LIMIT = "GET /v3/images?limit=100"
+LISTING = f"GET /v3/images ({LISTING_SIZE:,})"
+POST = "POST /v3/image"
 
-NOT_MODIFIED_SIZE = BUDGET_SIZE  # the full listing that also gets a row of 304s to its own ETag
-NOT_MODIFIED = ", If-None-Match: 304"  # label of a 304 row: the label of its 200 row, then this
-ETAG_AB = "GET /v3/image/<id>, ETag "  # label of the A/B rows: this, then the variant
-ETAG_AB_ROUNDS = 10  # turns of each variant in the ETag A/B
-ETAG_AB_ROUND_S = 3  # seconds of one turn (--duration when that is shorter)
-ETAG_AB_GOAL = 0.95  # GET one image as shipped over without the ETag: reported against, not budgeted
+
+@dataclass(frozen=True)
+class Key:
+    """Which row: a backend (a database, or bare Flask) and a load on it."""
+
+    backend: str
+    load: str
+
+    @property
+    def label(self):
+        return f"{self.backend}: {self.load}"
+
+
+BARE_GET = Key(BARE, GET_ONE)
+FLOOR = "floor"  # a Goal's ``over`` for the in-process floor of its listing row
+
+
+@dataclass(frozen=True)
+class Goal:
+    """``of`` over ``over`` (a row's throughput; with ``over=FLOOR``, a listing's p50 over its in-process floor), median of the rounds, against ``bound``."""
+
+    name: str
+    of: Key
+    over: Key | str
+    bound: float
+    at_least: bool = True
+    min_rounds: int = 1
+
+
+#: Checked: a missed one is exit status 1 (bench/README.md, "Budgets").
+BUDGETS = (
+    Goal("SQLite: GET one image >= 0.8 x bare Flask", Key(SQLITE, GET_ONE), BARE_GET, 0.8, min_rounds=9),
+    Goal(
+        f"SQLite: full listing of {LISTING_SIZE:,}, p50 <= 1.0 x in-process sqlite3 fetch + json.dumps",
+        Key(SQLITE, LISTING), FLOOR, 1.0, at_least=False,
+    ),
+)  # fmt: skip
+#: Reported against, not budgeted.
+GOALS = (
+    Goal("PostgreSQL: GET one image >= 0.8 x bare Flask + one psycopg2 SELECT", Key(POSTGRESQL, GET_ONE), Key(POSTGRESQL, CEILING), 0.8),
+    Goal("MariaDB: GET one image >= 0.8 x bare Flask + one PyMySQL SELECT", Key(MARIADB, GET_ONE), Key(MARIADB, CEILING), 0.8),
+    Goal("PostgreSQL: two instances >= 1.6 x one, GET one image", Key(POSTGRESQL, TWO_INSTANCES), Key(POSTGRESQL, GET_ONE), 1.6),
+    Goal("SQLite: GET one image with the ETag >= 0.95 x without", Key(SQLITE, GET_ONE), Key(SQLITE, NO_ETAG), 0.95),
+)
+
+
+@dataclass(frozen=True)
+class ServerKind:
+    """A kind of database server the bench can make a scratch database on."""
+
+    backend: str
+    option: str  # --OPTION URL
+    variable: str  # ... or this variable
+    default: str  # ... or this admin URL
+    driver: str  # the driver's name, as pip knows it
+    extra: str  # images-api's extra that installs it
+    force: str  # DROP DATABASE's clause that closes the sessions still open
+
+
+SERVER_KINDS = (
+    ServerKind(
+        POSTGRESQL, "postgresql", "IMAGES_API_BENCH_POSTGRESQL_URL", "postgresql://postgres@127.0.0.1:5432/postgres",
+        "psycopg2", "postgresql", " WITH (FORCE)",
+    ),
+    ServerKind(MARIADB, "mysql", "IMAGES_API_BENCH_MYSQL_URL", "mysql://root@127.0.0.1:3306/test", "PyMySQL", "mysql", ""),
+)  # fmt: skip
 
 
 class BenchError(Exception):
     """The benchmark could not run (not a missed budget)."""
 
 
-@dataclass
-class Row:
-    """One line of the table: a load and what wrk measured."""
-
-    label: str
-    connections: int
-    database: str | None = None  # "SQLite" or "PostgreSQL"; None for bare Flask
-    requests: int = 0
-    seconds: float = 0.0
-    p50_ms: float = 0.0
-    p99_ms: float = 0.0
-    bad: int = 0
-    cpu_s: float = 0.0
-    peak_rss_mb: float | None = None
-    extra: dict = field(default_factory=dict)
-
-    @property
-    def rate(self):
-        return self.requests / self.seconds if self.seconds else 0.0
-
-    @property
-    def cpu_us(self):
-        """The server's CPU time (user + system) per request, in microseconds."""
-        return self.cpu_s / self.requests * 1e6 if self.requests else 0.0
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
-
-
 class Server:
     """A server process on 127.0.0.1: started, waited for, measured, stopped.
 
-    ``database`` names the database it serves from (``Row.database``).
+    ``argv`` is app.py's command line or one that passes app.py's options on
+    (bench/bare.py, bench/no_etag.py); ``--port`` is added to it.
     """
 
-    def __init__(self, name, argv, env, workdir, database=None):
-        self.name, self.argv, self.env, self.workdir, self.database = name, argv, env, workdir, database
+    def __init__(self, name, argv, env, workdir):
+        self.name, self.argv, self.env, self.workdir = name, argv, env, workdir
         self.port = None
         self.process = None
         self.log = None
 
-    def start(self, timeout=30):
-        self.port = free_port()
+    def start(self, timeout=processes.TIMEOUT):
+        self.port = processes.free_port()
         self.log = open(self.workdir / f"{self.name}.log", "ab")
         argv = [*self.argv, "--port", str(self.port)]
         self.process = subprocess.Popen(argv, env=self.env, cwd=self.workdir, stdout=self.log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise BenchError(f"{self.name} exited at start:\n{self.log_tail()}")
-            try:
-                # Any HTTP answer, not just a listening port: app.py listens
-                # before it opens the database and creates the tables.
-                http(self, "GET", "/", timeout=1)
-                return self
-            except OSError:
-                time.sleep(0.05)
-        self.stop()
-        raise BenchError(f"{self.name} did not listen within {timeout}s:\n{self.log_tail()}")
+        try:
+            # Any HTTP answer, not just a listening port: app.py listens
+            # before it opens the database and creates the tables.
+            processes.wait_serving(self.process, lambda: http(self, "GET", "/", timeout=1), self.log_tail, timeout)
+        except processes.NotServing as error:
+            self.stop()
+            raise BenchError(f"{self.name}: {error}") from None
+        return self
 
     def stop(self):
         if self.process and self.process.poll() is None:
@@ -152,20 +192,21 @@ class Server:
                 self.process.wait(10)
         if self.log:
             self.log.close()
+            self.log = None
         self.process = None
 
     def restart(self):
         self.stop()
         return self.start()
 
-    def memory_kb(self):
-        """``(VmRSS, VmHWM)`` of the server process, in kB."""
+    def memory_mb(self):
+        """``(VmRSS, VmHWM)`` of the server process, in MB."""
         values = {}
         with open(f"/proc/{self.process.pid}/status") as status:
             for line in status:
                 key, _, rest = line.partition(":")
                 if key in ("VmRSS", "VmHWM"):
-                    values[key] = int(rest.split()[0])
+                    values[key] = int(rest.split()[0]) / 1024
         return values["VmRSS"], values["VmHWM"]
 
     def cpu_seconds(self):
@@ -173,11 +214,14 @@ class Server:
         fields = open(f"/proc/{self.process.pid}/stat").read().rpartition(")")[2].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-    def log_tail(self, lines=20):
+    def log_text(self):
         try:
-            return "\n".join((self.workdir / f"{self.name}.log").read_text(errors="replace").splitlines()[-lines:])
+            return (self.workdir / f"{self.name}.log").read_text(errors="replace")
         except OSError:
             return ""
+
+    def log_tail(self, lines=20):
+        return "\n".join(self.log_text().splitlines()[-lines:])
 
     def url(self, path):
         return f"http://{HOST}:{self.port}{path}"
@@ -198,7 +242,7 @@ def http(server, method, path, token=None, body=None, timeout=60, headers=None):
 
 
 def wrk(server, path, mode, connections, threads, seconds, env=None, done_when=None, max_per_thread=10**6):
-    """Run wrk with ``bench/load.lua``; returns its result dict.
+    """Run wrk with ``bench/load.lua``; returns its result dict, with ``server_cpu_s``: the server's CPU time over the run.
 
     Bounded in time (``seconds``, then a hard timeout) and in count
     (``max_per_thread``, or the quota of ``env``). ``done_when``, polled every
@@ -231,109 +275,153 @@ def wrk(server, path, mode, connections, threads, seconds, env=None, done_when=N
     raise BenchError(f"wrk gave no result ({' '.join(argv)}):\n{out}\n{err}")
 
 
-def to_row(label, server, connections, results, status=200):
-    """A table row from one or more wrk results of the same load on ``server``.
-
-    Throughput is all requests over all seconds; with several runs, p50 is the
-    median of their p50s and p99 the highest p99. Any answer but ``status``
-    (as ``BENCH_STATUS`` told wrk) fails the benchmark.
-    """
-    row = Row(
-        label,
-        connections,
-        database=server.database,
-        requests=sum(result["requests"] for result in results),
-        seconds=sum(result["duration_us"] for result in results) / 1e6,
-        p50_ms=statistics.median(result["p50_us"] for result in results) / 1e3,
-        p99_ms=max(result["p99_us"] for result in results) / 1e3,
-        bad=sum(result["bad"] for result in results),
-        cpu_s=sum(result["server_cpu_s"] for result in results),
-    )
-    if row.bad:
-        raise BenchError(f"{label}: {row.bad} of {row.requests} responses were not {status}")
-    print(f"  {label}: {row.rate:,.0f} req/s, p50 {row.p50_ms:.2f} ms, p99 {row.p99_ms:.2f} ms ({row.requests} requests)", flush=True)
-    return row
-
-
-def measure(label, server, path, mode, connections, seconds, threads=None, env=None, done_when=None, warmup=0):
-    """A table row from one wrk run (after an unrecorded warm-up of ``warmup`` seconds)."""
-    threads = threads or min(2, connections)
-    if warmup:
-        wrk(server, path, mode, connections, threads, warmup, env=env)
-    return to_row(label, server, connections, [wrk(server, path, mode, connections, threads, seconds, env=env, done_when=done_when)])
-
-
-def side_by_side(loads, connections, seconds, rounds):
-    """Rows for ``loads`` (label, server, path) run in turn, ``rounds`` times, after a warm-up each.
-
-    Taking turns spreads whatever else the machine is doing over every load,
-    so their ratio is fair even when the absolute figures drift.
-    """
-    threads = min(2, connections)
-    results = {label: [] for label, _, _ in loads}
-    for _, server, path in loads:
-        wrk(server, path, "get", connections, threads, 1)
-    for _ in range(rounds):
-        for label, server, path in loads:
-            results[label].append(wrk(server, path, "get", connections, threads, seconds))
-    return [to_row(label, server, connections, results[label]) for label, server, _ in loads]
-
-
 def machine_busy_s():
     """CPU seconds this machine has been busy so far, all CPUs together (``/proc/stat``; time stolen by the host is not counted)."""
     user, nice, system, idle, iowait, irq, softirq = (int(value) for value in open("/proc/stat").readline().split()[1:8])
     return (user + nice + system + irq + softirq) / os.sysconf("SC_CLK_TCK")
 
 
-def instances_rows(label, first, second, path, connections, seconds, rounds):
-    """Rows for GET ``path`` on server ``first`` alone, then on ``first`` and ``second`` at once, each under a wrk of its own.
+@dataclass
+class Load:
+    """What one turn runs: wrk on ``path`` of each of ``servers`` at once, ``connections`` each.
 
-    The two loads take turns, ``rounds`` times, after a warm-up of each
-    server. A run on both counts all their requests over the longer of their
-    wrk runs, and the higher of their p50s and of their p99s. Each row's
-    ``extra["machine_busy"]`` is the share of all CPUs busy during its runs,
-    whoever used them: two processes take CPU from other work on the
-    machine that one could not, which flatters the ratio.
+    ``before()`` runs just before each turn and returns figures kept with
+    it; ``after()`` just after (cleanup, not measured).
     """
-    threads = min(2, connections)
-    for server in (first, second):
-        wrk(server, path, "get", connections, threads, 1)
-    alone, together = [], []
-    busy = {"alone": [0.0, 0.0], "together": [0.0, 0.0]}  # busy CPU seconds, wall seconds
 
-    def timed(load, run):
-        start, busy_before = time.monotonic(), machine_busy_s()
-        result = run()
-        busy[load][0] += machine_busy_s() - busy_before
-        busy[load][1] += time.monotonic() - start
-        return result
+    key: Key
+    servers: tuple
+    path: str
+    mode: str = "get"
+    connections: int = 8
+    env: dict = field(default_factory=dict)
+    before: object = None
+    after: object = None
 
-    with concurrent.futures.ThreadPoolExecutor(2) as pool:
-        for _ in range(rounds):
-            alone.append(timed("alone", lambda: wrk(first, path, "get", connections, threads, seconds)))
-            both = timed("together", lambda: list(pool.map(lambda server: wrk(server, path, "get", connections, threads, seconds), (first, second))))
-            together.append({
-                "requests": sum(result["requests"] for result in both),
-                "duration_us": max(result["duration_us"] for result in both),
-                "p50_us": max(result["p50_us"] for result in both),
-                "p99_us": max(result["p99_us"] for result in both),
-                "bad": sum(result["bad"] for result in both),
-                "server_cpu_s": sum(result["server_cpu_s"] for result in both),
-            })  # fmt: skip
-    rows = [
-        to_row(f"{label}, one instance", first, connections, alone),
-        to_row(f"{label}, two instances at once", first, connections * 2, together),
-    ]
-    for row, load in zip(rows, ("alone", "together")):
-        row.extra["machine_busy"] = busy[load][0] / busy[load][1] / os.cpu_count()
-    return rows
+
+def turn(load, seconds):
+    """One turn of ``load``: a sample dict of requests, seconds, rate, p50/p99 ms, server CPU and how busy the machine was.
+
+    With several servers, their wrks run together: requests are added up
+    over the longer run, and the higher p50 and p99 kept.
+    """
+    figures = load.before() if load.before else {}
+    threads = min(2, load.connections)
+
+    def run(server):
+        return wrk(server, load.path, load.mode, load.connections, threads, seconds, env=load.env)
+
+    start, busy_before = time.monotonic(), machine_busy_s()
+    if len(load.servers) == 1:
+        results = [run(load.servers[0])]
+    else:
+        with concurrent.futures.ThreadPoolExecutor(len(load.servers)) as pool:
+            results = list(pool.map(run, load.servers))
+    machine_busy = (machine_busy_s() - busy_before) / (time.monotonic() - start) / os.cpu_count()
+    if load.after:
+        load.after()
+    bad = sum(result["bad"] for result in results)
+    if bad:
+        raise BenchError(f"{load.key.label}: {bad} responses were neither 200 nor 503")
+    # Throughput counts the 200s; 503s (busy, retry) are counted apart and reported.
+    requests = sum(result["ok"] for result in results)
+    seconds = max(result["duration_us"] for result in results) / 1e6
+    return {
+        "requests": requests,
+        "busy": sum(result["busy"] for result in results),
+        "seconds": seconds,
+        "rate": requests / seconds,
+        "p50_ms": max(result["p50_us"] for result in results) / 1e3,
+        "p99_ms": max(result["p99_us"] for result in results) / 1e3,
+        "cpu_s": sum(result["server_cpu_s"] for result in results),
+        "machine_busy": machine_busy,
+        **figures,
+    }
+
+
+def take_turns(loads, seconds, rounds, progress):
+    """``{key: [sample of each round]}``: each of ``loads`` one turn a round, in order, then in reverse the next round.
+
+    Taking turns spreads whatever else the machine does over every load
+    alike, and reversing puts each load of a pair first as often as second,
+    so the ratio of two loads within a round is fair even when the
+    absolute figures drift. Each load has an unrecorded warm-up turn first.
+    ``progress(round_index, samples, seconds_taken)`` is called after each round.
+    """
+    for load in loads:
+        turn(load, WARMUP_S)
+    samples = {load.key: [] for load in loads}
+    for n in range(rounds):
+        start = time.monotonic()
+        for load in loads if n % 2 == 0 else loads[::-1]:
+            samples[load.key].append(turn(load, seconds))
+        progress(n, samples, time.monotonic() - start)
+    return samples
+
+
+@dataclass
+class Row:
+    """One line of the table: a load's samples over the rounds, and the server's memory for a listing."""
+
+    key: Key
+    connections: int
+    samples: list
+    peak_rss_mb: float | None = None
+    idle_rss_mb: float | None = None
+    body_bytes: int | None = None
+
+    @property
+    def requests(self):
+        return sum(sample["requests"] for sample in self.samples)
+
+    @property
+    def busy(self):
+        """Answers that were 503, not counted in ``requests``."""
+        return sum(sample["busy"] for sample in self.samples)
+
+    @property
+    def rate(self):
+        """All requests answered 200 over all seconds of the rounds."""
+        return self.requests / sum(sample["seconds"] for sample in self.samples)
+
+    @property
+    def p50_ms(self):
+        """The median of the rounds' p50s."""
+        return statistics.median(sample["p50_ms"] for sample in self.samples)
+
+    @property
+    def p99_ms(self):
+        """The highest of the rounds' p99s."""
+        return max(sample["p99_ms"] for sample in self.samples)
+
+    @property
+    def cpu_us(self):
+        """The servers' CPU time (user + system) per request, in microseconds."""
+        return sum(sample["cpu_s"] for sample in self.samples) / self.requests * 1e6
+
+    @property
+    def floor_ms(self):
+        """A listing row's in-process floor: the median of all its runs, in ms."""
+        return statistics.median(run for sample in self.samples for run in sample["floor_s"]) * 1e3
+
+
+def per_round(rows, of, over):
+    """``of``'s throughput over ``over``'s in each round; with ``over=FLOOR``, ``of``'s p50 over the median of its floor runs in that round."""
+    if over == FLOOR:
+        return [sample["p50_ms"] / (statistics.median(sample["floor_s"]) * 1e3) for sample in rows[of].samples]
+    return [a["rate"] / b["rate"] for a, b in zip(rows[of].samples, rows[over].samples)]
+
+
+def spread(values):
+    """``median (min-max)`` of a ratio's values over the rounds."""
+    return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
 
 
 class Catalogue:
-    """The bench's own look at the server's database, through a DB-API ``connection``.
+    """The bench's own look at a service's database, through a DB-API ``connection`` in autocommit.
 
     ``placeholder`` is its driver's mark for a parameter: ``?`` for sqlite3,
-    ``%s`` for psycopg2. Both databases order ids by code point.
+    ``%s`` for psycopg2 and PyMySQL. Each database orders ids by code point.
     """
 
     def __init__(self, connection, placeholder="?"):
@@ -356,6 +444,7 @@ class Catalogue:
         return self.query("SELECT count(*) FROM images WHERE id >= ? AND id < ?", (prefix, upper))[0][0]
 
     def ids(self, prefix):
+        """The ids that start with ``prefix``, in order."""
         upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
         return [row[0] for row in self.query("SELECT id FROM images WHERE id >= ? AND id < ? ORDER BY id", (prefix, upper))]
 
@@ -364,21 +453,22 @@ class Catalogue:
         upper = prefix[:-1] + chr(ord(prefix[-1]) + 1)
         self.execute("DELETE FROM images WHERE id >= ? AND id < ?", (prefix, upper))
 
-    def listing_json(self):
-        """The full listing as the API should answer it, built in-process: fetch, then ``json.dumps``."""
+    def listing(self):
+        """Every image as the API shows it, a list of dicts in id order."""
         rows = self.query("SELECT id, name, provider, remote_user FROM images ORDER BY id")
-        return json.dumps([{"id": i, "name": n, "provider": p, "remote_user": u} for i, n, p, u in rows], separators=(",", ":"))
+        return [{"id": i, "name": n, "provider": p, "remote_user": u} for i, n, p, u in rows]
 
-    def time_listing(self, runs=11, limit=30):
-        """Seconds taken by each of ``runs`` runs of ``listing_json`` (fewer if ``limit`` seconds pass)."""
+    def listing_json(self):
+        """The full listing built in-process: fetch, then ``json.dumps``. The floor a listing is held to."""
+        return json.dumps(self.listing(), separators=(",", ":"))
+
+    def time_listing(self, runs):
+        """Seconds taken by each of ``runs`` runs of ``listing_json``."""
         samples = []
-        deadline = time.monotonic() + limit
         for _ in range(runs):
             start = time.perf_counter()
             self.listing_json()
             samples.append(time.perf_counter() - start)
-            if time.monotonic() > deadline:
-                break
         return samples
 
     def round_trip_s(self, runs=1000):
@@ -393,64 +483,62 @@ class Catalogue:
         return statistics.median(samples)
 
 
-class PostgresDatabase:
-    """The bench's own database on a PostgreSQL server, made by ``open_postgresql``, until ``drop()``.
+class ScratchDatabase:
+    """A database of the bench's own, ``images_api_bench_<12 hex digits>``, on the server at ``admin_url``, until ``drop()``.
 
-    ``url`` is the service's URL for it; ``admin`` an open connection to the
-    database the server was named by.
+    ``url`` is the service's URL for it. Raises ``BenchError`` when the
+    driver is missing, the server cannot be reached, or the database cannot
+    be created, saying how to name another server or skip this one.
     """
 
-    def __init__(self, admin, name, server_url):
-        self.admin, self.name = admin, name
-        self.url = urlunsplit(urlsplit(server_url)._replace(path="/" + name))
+    def __init__(self, kind, admin_url):
+        self.kind = kind
+        skip = f"name another server with --{kind.option} URL or ${kind.variable}, or skip it with --{kind.option} '' (all servers: --sqlite-only)"
+        try:
+            self.module = driver(admin_url)
+        except ImportError:
+            raise BenchError(f"{kind.backend}: {kind.driver} is not installed (pip install 'images-api[{kind.extra}]'); or {skip}") from None
+        except ValueError as error:
+            raise BenchError(f"{kind.backend}: {error}; {skip}") from None
+        try:
+            self.admin = connect(admin_url)
+        except self.module.Error as error:
+            raise BenchError(f"{kind.backend}: cannot reach {masked_url(admin_url)}: {one_line(error)}; or {skip}") from None
+        self.name = f"images_api_bench_{secrets.token_hex(6)}"
+        try:
+            self.version = self.admin_execute("SELECT version()")[0][0].partition(" on ")[0]  # PostgreSQL's goes on with its compiler
+            self.admin_execute(f"CREATE DATABASE {self.name}")
+        except self.module.Error as error:
+            self.admin.close()
+            raise BenchError(f"{kind.backend}: cannot create a database on {masked_url(admin_url)}: {one_line(error)}") from None
+        self.url = urlunsplit(urlsplit(admin_url)._replace(path="/" + self.name))
         self.connections = []
+
+    def admin_execute(self, sql):
+        cursor = self.admin.cursor()
+        try:
+            cursor.execute(sql)
+            return cursor.fetchall() if cursor.description else []
+        finally:
+            cursor.close()
 
     def catalogue(self):
         """A ``Catalogue`` of the database on a connection of its own, closed by ``drop()``."""
-        connection = psycopg2.connect(self.url, connect_timeout=CONNECT_TIMEOUT)
-        # Each statement its own transaction: every count sees the service's
-        # latest commits, and the bench never holds a transaction open.
-        connection.autocommit = True
+        connection = connect(self.url)
         self.connections.append(connection)
         return Catalogue(connection, "%s")
 
     def drop(self):
-        """Drop the database, with the service's connections still open to it; a failure is a warning only."""
+        """Drop the database (after the servers on it have stopped); a failure is a warning only."""
         for connection in self.connections:
-            connection.close()
+            with contextlib.suppress(self.module.Error):
+                connection.close()
         try:
-            with self.admin.cursor() as cursor:
-                cursor.execute(f"DROP DATABASE IF EXISTS {self.name} WITH (FORCE)")
-        except psycopg2.Error as error:
-            print(f"bench: could not drop the PostgreSQL database {self.name}; drop it by hand: {one_line(error)}", file=sys.stderr)
+            self.admin_execute(f"DROP DATABASE IF EXISTS {self.name}{self.kind.force}")
+        except self.module.Error as error:
+            print(f"bench: could not drop the {self.kind.backend} database {self.name}; drop it by hand: {one_line(error)}", file=sys.stderr)
         finally:
             self.admin.close()
-
-
-def open_postgresql(server_url):
-    """``(PostgresDatabase, None)``: a new database ``images_api_bench_<random>`` on the server at ``server_url``.
-
-    ``(None, why)`` when there is no server to use: none named, no driver,
-    or none reachable. Raises ``BenchError`` when the server answers but the
-    database cannot be created.
-    """
-    if not server_url:
-        return None, f"no server named (--postgresql URL or {POSTGRESQL_VARIABLE})"
-    if psycopg2 is None:
-        return None, "psycopg2 is not installed (pip install 'images-api[postgresql]')"
-    try:
-        admin = psycopg2.connect(server_url, connect_timeout=CONNECT_TIMEOUT)
-    except psycopg2.Error as error:
-        return None, f"cannot reach {masked_url(server_url)}: {one_line(error)}"
-    admin.autocommit = True  # CREATE and DROP DATABASE cannot run in a transaction
-    name = f"images_api_bench_{secrets.token_hex(6)}"
-    try:
-        with admin.cursor() as cursor:
-            cursor.execute(f"CREATE DATABASE {name}")
-    except psycopg2.Error as error:
-        admin.close()
-        raise BenchError(f"cannot create a database on {masked_url(server_url)}: {one_line(error)}") from None
-    return PostgresDatabase(admin, name, server_url), None
 
 
 def masked_url(url):
@@ -467,8 +555,28 @@ def one_line(error):
     return " ".join(str(error).split())
 
 
-def seed(server, catalogue, target, seconds_limit):
-    """Create images ``ami-<index>`` through the API until there are ``target``."""
+@dataclass
+class Backend:
+    """A database the service runs on in this run, and its servers."""
+
+    name: str
+    url: str  # the service's --database
+    catalogue: Catalogue
+    service: Server
+    ceiling: Server | None = None  # bench/bare.py --select on it (server databases)
+    second: Server | None = None  # a second app.py on it (PostgreSQL)
+    idle_rss_mb: float = 0.0
+    body_bytes: int = 0
+
+
+def seed(server, catalogue, target, name):
+    """Create images ``ami-<index>`` through ``POST /v3/image`` until there are ``target``.
+
+    wrk sends them on ``SEED_CONNECTIONS`` connections, one image a request.
+    A 503 (the service's "busy, retry") leaves a gap, which is then filled
+    one request at a time, honouring ``Retry-After``, as a client would;
+    any other failure stops the run.
+    """
     have = catalogue.count(SEED_PREFIX)
     if have >= target:
         return
@@ -485,135 +593,217 @@ def seed(server, catalogue, target, seconds_limit):
         return count >= target or now - progress["at"] > 10
 
     result = wrk(
-        server, "/v3/image", "post", connections, connections, seconds_limit,
+        server, "/v3/image", "post", connections, connections, SEED_LIMIT_S,
         env={"BENCH_PREFIX": SEED_PREFIX, "BENCH_FIRST": str(have), "BENCH_LAST": str(target), "BENCH_QUOTA": "1"},
         done_when=done,
     )  # fmt: skip
+    if result["bad"]:
+        # The log's lines but its 200s' access lines: the failures and why.
+        unusual = [line for line in server.log_text().splitlines() if " 200 " not in line][-20:]
+        raise BenchError(f"{name}: {result['bad']} requests of the seeding failed:\n" + "\n".join(unusual))
+    present = set(catalogue.ids(SEED_PREFIX))
+    gaps = [index for index in range(target) if f"{SEED_PREFIX}{index:08d}" not in present]
+    for index in gaps:
+        create_image(server, f"{SEED_PREFIX}{index:08d}", index)
     elapsed = time.monotonic() - start
     have = catalogue.count(SEED_PREFIX)
-    if have != target or result["bad"]:
-        raise BenchError(f"seeding stopped at {have} of {target} images ({result['bad']} failed requests)")
-    print(f"  seeded {target:,} images through POST /v3/image on {server.database} ({result['ok'] / elapsed:,.0f}/s)", flush=True)
+    if have != target:
+        raise BenchError(f"{name}: seeding stopped at {have} of {target} images")
+    print(
+        f"  seeded {target:,} images through POST /v3/image on {name} in {elapsed:.0f} s ({target / elapsed:,.0f}/s)"
+        + (f"; {result['busy']} answered 503, {len(gaps)} sent again one by one" if result["busy"] or gaps else ""),
+        flush=True,
+    )
 
 
-def listing_row(server, catalogue, size, seconds, workdir, prefix=""):
-    """Full listing at ``size`` images on a fresh server process: timing, peak RSS, body check.
+def create_image(server, image_id, index, tries=10):
+    """POST the image ``load.lua`` makes for ``index``; on a 503, again after its ``Retry-After``. A 409 means it is there."""
+    body = json.dumps({"id": image_id, "provider": "ec2", "remote_user": "ubuntu", "name": f"Ubuntu 24.04 LTS build {index}"})
+    for _ in range(tries):
+        status, headers, answer = http(server, "POST", "/v3/image", TOKEN, body.encode())
+        if status in (200, 409):
+            return
+        if status != 503:
+            break
+        time.sleep(min(5, int(headers.get("Retry-After") or 1)))
+    raise BenchError(f"POST /v3/image of {image_id}: {status} {answer[:200]!r}")
 
-    ``prefix`` comes before the row's label.
+
+def copy_catalogue(source_url, target_url, name, env, workdir):
+    """Load the catalogue at ``source_url`` (images and users) into the new, empty database at ``target_url``: ``images-api export``, then ``import``.
+
+    The README's way to load many images at once, as a user runs it.
     """
-    server.restart()
-    http(server, "GET", f"/v3/image/{SEED_PREFIX}00000000", TOKEN)  # the connection and caches, not a listing
-    idle_kb, _ = server.memory_kb()
-    status, _, body = http(server, "GET", "/v3/images", TOKEN)
-    expected = catalogue.listing_json().encode() + b"\n"
-    if status != 200 or body != expected:
-        (workdir / "listing.json").write_bytes(body)
-        raise BenchError(f"the listing of {size} images differs from the in-process one (status {status})")
-    before = catalogue.time_listing() if size == BUDGET_SIZE else []
-    row = measure(f"{prefix}GET /v3/images ({size:,})", server, "/v3/images", "get", 1, seconds, threads=1)
-    _, peak_kb = server.memory_kb()
-    after = catalogue.time_listing() if size == BUDGET_SIZE else []
-    row.peak_rss_mb = peak_kb / 1024
-    row.extra = {"size": size, "body_bytes": len(body), "idle_rss_mb": idle_kb / 1024, "inprocess_s": before + after}
-    return row
+    start = time.monotonic()
+    export = workdir / "catalogue.jsonl"
+    if not export.exists():
+        images_api_command(["export", "--output", str(export), "--database", source_url], env)
+    images_api_command(["import", str(export), "--database", target_url], env)
+    print(f"  copied the SQLite catalogue to {name} with images-api export and import in {time.monotonic() - start:.1f} s", flush=True)
 
 
-def not_modified_row(server, listing, seconds):
-    """The row of 304s for ``listing``, the full listing's row just measured on ``server``.
+def images_api_command(argv, env):
+    """Run the ``images-api`` command of this checkout (``python -m images_api`` from its root, as app.py imports it) with ``argv``."""
+    done = subprocess.run([sys.executable, "-m", "images_api", *argv], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    if done.returncode:
+        raise BenchError(f"images-api {' '.join(argv)}: exit status {done.returncode}: {(done.stderr or done.stdout).strip()}")
 
-    The same load (one connection, one wrk thread) with ``If-None-Match``
-    set to the ETag of the listing's 200. Checked first: the 200 carries a
-    strong ETag, and one conditional GET answers 304 with that ETag and no
-    body. Under load every answer must be a 304. ``extra["of"]`` is the
-    label of ``listing``.
+
+def app_py_options(database_url):
+    """app.py's options for every server of the run but ``--port``: host, threads, database."""
+    return ["--host", HOST, "--threads", str(THREADS), "--database", database_url]
+
+
+def service_argv(database_url):
+    """The command line of ``app.py`` serving ``database_url``."""
+    return [sys.executable, str(ROOT / "app.py"), *app_py_options(database_url)]
+
+
+def bare_argv(ceiling_option, workdir, name):
+    """The command line of ``bench/bare.py`` with ``ceiling_option`` (``--image JSON`` or ``--select URL``).
+
+    The app.py it runs opens a scratch SQLite file of its own, which no request reaches.
     """
-    status, headers, _ = http(server, "GET", "/v3/images", TOKEN)
-    etag = headers.get("ETag")
-    if status != 200 or not etag or etag.startswith("W/"):
-        raise BenchError(f"{listing.label}: a 200 with a strong ETag expected, got {status} with ETag {etag}")
-    status, headers, body = http(server, "GET", "/v3/images", TOKEN, headers={"If-None-Match": etag})
-    if status != 304 or headers.get("ETag") != etag or body:
-        raise BenchError(
-            f"{listing.label} with If-None-Match: {etag}: a 304 with that ETag and no body expected,"
-            f" got {status} with ETag {headers.get('ETag')} and {len(body)} bytes"
-        )
-    env = {"BENCH_IF_NONE_MATCH": etag, "BENCH_STATUS": "304"}
-    row = to_row(listing.label + NOT_MODIFIED, server, 1, [wrk(server, "/v3/images", "get", 1, 1, seconds, env=env)], status=304)
-    row.extra = {"size": listing.extra["size"], "etag": etag, "of": listing.label}
-    return row
+    return [sys.executable, str(BENCH / "bare.py"), *ceiling_option, *app_py_options(f"sqlite:///{workdir / name}.db")]
 
 
-def etag_ab(shipped, without, path, connections, seconds, rounds):
-    """The ETag's A/B on GET ``path``: ``shipped`` (A, ``app.py``, running) and ``without`` (B, ``bench/no_etag.py``) taking turns.
+def get_json(server, path, token=None):
+    """``(status, parsed body or None, headers, body bytes)`` of a GET."""
+    status, headers, body = http(server, "GET", path, token)
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        parsed = None
+    return status, parsed, headers, body
 
-    Starts ``without`` on the same database and checks the two apart: A's
-    200 has an ETag, B's none, with the same body. After a warm-up of each,
-    ``rounds`` rounds of one wrk run each, A first in even rounds and B
-    first in odd ones, so that a drift of the machine within a round
-    favours neither. Returns ``(rows, per_round)``: a row for each variant
-    over all rounds, and for each round a dict of both variants' req/s and
-    server CPU us per request, and ``b_over_a``, B's req/s over A's. Raises
-    ``BenchError`` when B does not start or the check fails.
-    """
-    without.start()
-    (a_status, a_headers, a_body), (b_status, b_headers, b_body) = (http(server, "GET", path, TOKEN) for server in (shipped, without))
-    if a_status != 200 or not a_headers.get("ETag") or b_status != 200 or b_headers.get("ETag") or b_body != a_body:
-        raise BenchError(
-            f"GET {path}: app.py must answer 200 with an ETag, bench/no_etag.py 200 without one and the same body;"
-            f" got {a_status} with ETag {a_headers.get('ETag')} and {b_status} with ETag {b_headers.get('ETag')}"
-        )
-    threads = min(2, connections)
-    variants = {"A": shipped, "B": without}
-    for server in variants.values():
-        wrk(server, path, "get", connections, threads, 1)
-    results = {"A": [], "B": []}
-    per_round = []
-    for n in range(rounds):
-        for variant in ("AB" if n % 2 == 0 else "BA"):
-            results[variant].append(wrk(variants[variant], path, "get", connections, threads, seconds))
-        figures = {}
-        for variant in "AB":
-            result = results[variant][-1]
-            figures[f"{variant}_rate"] = result["requests"] / (result["duration_us"] / 1e6)
-            figures[f"{variant}_cpu_us"] = result["server_cpu_s"] / result["requests"] * 1e6
-        figures["b_over_a"] = figures["B_rate"] / figures["A_rate"]
-        per_round.append(figures)
-    rows = [
-        to_row(f"{ETAG_AB}A: as shipped", shipped, connections, results["A"]),
-        to_row(f"{ETAG_AB}B: off (bench/no_etag.py)", without, connections, results["B"]),
+
+def check_image(server, image, label, token=None):
+    """``server`` answers GET one image with ``image`` (compared as JSON), without credentials when ``token`` is None."""
+    status, parsed, _, body = get_json(server, f"/v3/image/{ONE}", token)
+    if status != 200 or parsed != image:
+        how = "with credentials," if token else "without credentials,"
+        raise BenchError(f"{label}: GET /v3/image/{ONE} {how} expected 200 and {image}, got {status}: {body[:200]!r}\n{server.log_tail()}")
+
+
+def check_listing(backend):
+    """The service's full listing on ``backend`` is every image of its database, in order (compared as JSON); notes its body's size."""
+    status, parsed, _, body = get_json(backend.service, "/v3/images", TOKEN)
+    expected = backend.catalogue.listing()
+    if status != 200 or parsed != expected or len(expected) != LISTING_SIZE:
+        raise BenchError(f"{backend.name}: the listing (status {status}) is not the {LISTING_SIZE:,} images of the database, in order")
+    backend.body_bytes = len(body)
+
+
+def waitress_options(server):
+    """The arguments app.py gave ``waitress.create_server`` in ``server`` (a bench/bare.py), from its log, less host and port."""
+    for line in server.log_text().splitlines():
+        if line.startswith("bench/bare.py: waitress.create_server "):
+            options = json.loads(line.partition(" waitress.create_server ")[2])
+            return {key: value for key, value in options.items() if key not in ("host", "port")}
+    raise BenchError(f"{server.name}: app.py did not build its server with waitress.create_server; update bench/bare.py\n{server.log_tail()}")
+
+
+def version_of(package):
+    """The installed version of ``package`` (a distribution name), or "not installed"."""
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def describe_machine(servers):
+    """Lines about the machine and the software measured (``servers``: each database server's name and version), and the same as a dict for ``--json``."""
+    model = ""
+    with contextlib.suppress(OSError):
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                model = line.partition(":")[2].strip()
+                break
+    facts = {
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "system": f"{platform.system()} {platform.release()}",
+        "load_average": os.getloadavg(),
+        "python": platform.python_version(),
+        "sqlite3": sqlite3.sqlite_version,
+    }
+    with contextlib.suppress(ImportError):
+        import apsw
+
+        facts["apsw"] = f"{apsw.apsw_version()} (SQLite {apsw.sqlite_lib_version()})"
+    with contextlib.suppress(ImportError):
+        import psycopg2
+
+        libpq = psycopg2.__libpq_version__
+        facts["psycopg2"] = f"{psycopg2.__version__.split()[0]} (libpq {libpq // 10000}.{libpq % 10000})"
+    if version_of("PyMySQL") != "not installed":
+        facts["PyMySQL"] = version_of("PyMySQL")  # not pymysql.__version__: that is the MySQLdb version it stands in for
+    for package in ("Flask", "Werkzeug", "waitress", "peewee", "marshmallow"):
+        facts[package] = version_of(package)
+    wrk_version = subprocess.run(["wrk", "-v"], capture_output=True, text=True)
+    facts["wrk"] = (wrk_version.stdout or wrk_version.stderr).split("[")[0].strip()
+    service = subprocess.run([sys.executable, str(ROOT / "app.py"), "--version"], capture_output=True, text=True)
+    facts["service"] = (service.stdout or service.stderr).strip()
+    checkout = subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"], capture_output=True, text=True)
+    facts["checkout"] = checkout.stdout.strip() or "not a git checkout"
+    for name, version in servers:
+        facts[f"{name} server"] = version
+    drivers = ", ".join(f"{name} {facts[name]}" for name in ("apsw", "psycopg2", "PyMySQL") if name in facts)
+    lines = [
+        f"machine: {facts['cpus']} CPUs ({model or 'model unknown'}), {facts['system']},"
+        f" load average {' '.join(f'{load:.2f}' for load in facts['load_average'])}",
+        f"Python {facts['python']}; SQLite {facts['sqlite3']} (sqlite3); {drivers}",
+        ", ".join(f"{package} {facts[package]}" for package in ("Flask", "Werkzeug", "waitress", "peewee", "marshmallow"))
+        + f"; {facts['wrk']}",
+        f"service: {facts['service']}, checkout {facts['checkout']}",
+        *(f"{name}: {version}" for name, version in servers),
     ]
-    return rows, per_round
+    return lines, facts
 
 
 def main():
-    parser = argparse.ArgumentParser(description="Benchmark images-api against bare Flask under waitress (issue 5).")
-    parser.add_argument("--duration", type=float, default=5, help="seconds of load per row (default 5)")
-    parser.add_argument("--sizes", default="1000,10000,100000", help="listing sizes, comma-separated, ascending")
-    parser.add_argument("--connections", type=int, default=8, help="wrk connections for the single-image rows (default 8)")
-    parser.add_argument("--json", metavar="PATH", help="also write the rows as JSON here")
+    parser = argparse.ArgumentParser(
+        description="Benchmark images-api under waitress against bare Flask and a driver's ceiling (bench/README.md).",
+    )
+    parser.add_argument("--duration", type=int, default=2, help="seconds of each load's turn in a round (default 2)")
+    parser.add_argument("--rounds", type=int, default=9, help="rounds of turns (default 9; the GET budget needs 9 or more)")
+    parser.add_argument("--connections", type=int, default=8, help="wrk connections for every load but the full listing's 1 (default 8)")
+    parser.add_argument("--json", metavar="PATH", help="also write the rows, every round's figures, budgets and goals as JSON here")
+    for kind in SERVER_KINDS:
+        parser.add_argument(
+            f"--{kind.option}", metavar="URL", default=os.environ.get(kind.variable, kind.default),
+            help=f"a {kind.backend} server, as the URL of any database there for a user who may create databases"
+            f" (default: ${kind.variable}, else {kind.default}); '' skips {kind.backend}",
+        )  # fmt: skip
+    parser.add_argument("--sqlite-only", action="store_true", help="measure SQLite alone: no server databases")
     parser.add_argument(
-        "--postgresql", metavar="URL", default=os.environ.get(POSTGRESQL_VARIABLE),
-        help=f"a PostgreSQL server for the PostgreSQL rows: the URL of any database there, as a user who may create "
-        f"databases (default: ${POSTGRESQL_VARIABLE}; none: those rows are skipped)",
+        "--service-env", metavar="NAME=VALUE", action="append", default=[],
+        help="set this variable for every app.py the bench starts (the bench clears IMAGES_API_* otherwise); repeatable",
     )  # fmt: skip
     args = parser.parse_args()
-    sizes = sorted(int(size) for size in args.sizes.split(","))
+    if args.duration < 1 or args.rounds < 1 or args.connections < 1:
+        parser.error("--duration, --rounds and --connections must be 1 or more")
+    for setting in args.service_env:
+        if "=" not in setting:
+            parser.error(f"--service-env {setting}: NAME=VALUE expected")
     # A SIGTERM (a timeout, a CI job cancelled) unwinds as Ctrl-C does, so
-    # that the servers stop and the PostgreSQL database is dropped.
+    # that the servers stop and the scratch databases are dropped.
     signal.signal(signal.SIGTERM, interrupt)
+    started = time.monotonic()
     try:
-        rows, budgets, notes, conditional = run(args, sizes)
+        report = run(args)
     except BenchError as error:
         print(f"bench: {error}", file=sys.stderr)
         return 2
-    print_report(rows, budgets, notes, conditional["notes"])
+    except KeyboardInterrupt:
+        print("bench: interrupted; its servers are stopped and its databases dropped", file=sys.stderr)
+        return 130
+    elapsed = time.monotonic() - started
+    print_report(report)
+    print(f"\nrun took {elapsed // 60:.0f} min {elapsed % 60:.0f} s")
     if args.json:
-        document = {
-            "rows": [row.__dict__ | {"rate": row.rate} for row in rows], "budgets": budgets, "postgresql": notes,
-            "conditional": conditional,
-        }  # fmt: skip
-        Path(args.json).write_text(json.dumps(document, indent=2))
-    return 0 if all(budget["met"] for budget in budgets) else 1
+        Path(args.json).write_text(json.dumps(report | {"elapsed_s": elapsed}, indent=2, default=str))
+    return 1 if any(budget["status"] == "missed" for budget in report["budgets"]) else 0
 
 
 def interrupt(signum, frame):
@@ -621,279 +811,292 @@ def interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-def run(args, sizes):
-    """Every row, on SQLite and, when a server is named and answers, on PostgreSQL.
-
-    Returns ``(rows, budgets, notes, conditional)``: the notes are the
-    PostgreSQL lines of the report (``postgresql_notes``), or the one line
-    saying why there are none; ``conditional`` is ``conditional_report``'s.
-    The ETag A/B runs last, so every other row is measured as before it.
-    """
+def run(args):
+    """Start, seed and check every server, take turns, and return the report (``print_report``'s)."""
     if subprocess.run(["which", "wrk"], capture_output=True).returncode:
         raise BenchError("wrk is not on PATH; on Debian: apt-get update && apt-get install -y wrk")
-    seconds = args.duration
-    conns = args.connections
     env = {key: value for key, value in os.environ.items() if not key.startswith("IMAGES_API_")}
+    env.update(setting.split("=", 1) for setting in args.service_env)
     env["IMAGES_API_ADMIN_TOKEN"] = TOKEN
-    with tempfile.TemporaryDirectory(prefix="images-api-bench-") as tmp:
+    skipped = {}  # a key, or a backend's name -> why its rows are missing
+    conns = args.connections
+    with tempfile.TemporaryDirectory(prefix="images-api-bench-") as tmp, contextlib.ExitStack() as cleanup:
         workdir = Path(tmp)
-        db_path = workdir / "images.db"
-        service = Server("service", service_argv(f"sqlite:///{db_path}"), env, workdir, "SQLite")
-        bare = None
-        no_etag = None
-        postgres = None
-        instances = []  # app.py on the PostgreSQL database; the first is the one the rows beside SQLite use
-        try:
-            postgres, skipped = open_postgresql(args.postgresql)
-            if postgres:
-                instances = [Server(f"postgresql-{n}", service_argv(postgres.url), env, workdir, "PostgreSQL") for n in (1, 2)]
-            service.start()
-            catalogue = Catalogue(sqlite3.connect(db_path, timeout=30))
-            rows = []
-            print(f"images-api bench: database {db_path}, waitress threads {WAITRESS_THREADS}, {seconds:g} s per row", flush=True)
-            if postgres:
-                print(f"  and PostgreSQL database {masked_url(postgres.url)}", flush=True)
-            else:
-                print(f"  PostgreSQL rows skipped: {skipped}", flush=True)
-            seed(service, catalogue, sizes[0], 300)
-            if postgres:
-                pg_catalogue = postgres.catalogue()
-                instances[0].start()
-                seed(instances[0], pg_catalogue, sizes[0], 300)
 
-            one = f"{SEED_PREFIX}{sizes[0] // 2:08d}"
-            status, _, image = http(service, "GET", f"/v3/image/{one}", TOKEN)
+        def server(name, argv):
+            """A started server, stopped when the run ends."""
+            started = Server(name, argv, env, workdir)
+            cleanup.callback(started.stop)
+            return started.start()
+
+        # The scratch databases first: their drop runs last, once every
+        # server on them has stopped.
+        scratch = []
+        for kind in SERVER_KINDS:
+            url = getattr(args, kind.option)
+            if args.sqlite_only or not url:
+                skipped[kind.backend] = "--sqlite-only" if args.sqlite_only else f"no server named (--{kind.option} '' or ${kind.variable} empty)"
+                continue
+            database = ScratchDatabase(kind, url)
+            cleanup.callback(database.drop)
+            scratch.append(database)
+        print(f"images-api bench: {args.rounds} rounds of {args.duration} s turns, {conns} connections, waitress threads {THREADS}", flush=True)
+
+        lines, facts = describe_machine([(database.kind.backend, database.version) for database in scratch])
+        for line in lines:
+            print(f"  {line}", flush=True)
+        for name, why in skipped.items():
+            print(f"  {name} skipped: {why}", flush=True)
+
+        sqlite_url = f"sqlite:///{workdir / 'images.db'}"
+        service = server("sqlite", service_argv(sqlite_url))
+        # Autocommit, so that every count sees the service's latest commits.
+        connection = sqlite3.connect(workdir / "images.db", timeout=30, isolation_level=None)
+        cleanup.callback(connection.close)
+        backends = [Backend(SQLITE, sqlite_url, Catalogue(connection), service)]
+        seed(service, backends[0].catalogue, LISTING_SIZE, SQLITE)
+        # Afresh, so that its peak memory is the rounds', not the seeding's.
+        service.restart()
+        # The server databases get the same catalogue, users included, in
+        # seconds rather than through 10,000 more POSTs each.
+        for database in scratch:
+            copy_catalogue(sqlite_url, database.url, database.kind.backend, env, workdir)
+            slug = database.kind.backend.lower()
+            backends.append(Backend(database.kind.backend, database.url, database.catalogue(), server(slug, service_argv(database.url))))
+        for backend in backends:
+            status, _, _, body = get_json(backend.service, f"/v3/image/{ONE}", TOKEN)
             if status != 200:
-                raise BenchError(f"GET /v3/image/{one}: {status}")
-            bare = Server("bare", [sys.executable, str(BENCH / "bare.py"), "--host", HOST, "--threads", str(WAITRESS_THREADS), "--image", image.decode()], env, workdir)
-            bare.start()
-            if http(bare, "GET", f"/v3/image/{one}")[2] != image:
-                raise BenchError("the bare app's body differs from the service's")
-            loads = [("bare Flask: GET one image", bare, f"/v3/image/{one}"), ("GET /v3/image/<id>", service, f"/v3/image/{one}")]
-            if postgres:
-                if http(instances[0], "GET", f"/v3/image/{one}", TOKEN)[2] != image:
-                    raise BenchError("the service's body on PostgreSQL differs from the one on SQLite")
-                loads.append((f"{POSTGRESQL}GET /v3/image/<id>", instances[0], f"/v3/image/{one}"))
-            rows += side_by_side(loads, conns, seconds, ROUNDS)
-            bare.stop()
-            label = f"GET /v3/images?limit=100 ({sizes[0]:,})"
-            rows.append(measure(label, service, "/v3/images?limit=100", "get", conns, seconds, warmup=1))
-            if postgres:
-                rows.append(measure(POSTGRESQL + label, instances[0], "/v3/images?limit=100", "get", conns, seconds, warmup=1))
+                raise BenchError(f"{backend.name}: GET /v3/image/{ONE}: {status} {body[:200]!r}")
+            backend.idle_rss_mb = backend.service.memory_mb()[0]
+            check_listing(backend)
+        _, image, _, _ = get_json(backends[0].service, f"/v3/image/{ONE}", TOKEN)
+        for backend in backends[1:]:
+            check_image(backend.service, image, backend.name, TOKEN)
+        if http(backends[0].service, "GET", f"/v3/image/{ONE}")[0] != 401:
+            raise BenchError("app.py answered GET one image without credentials: the bench cannot tell it from bench/bare.py")
 
-            post_env = {"BENCH_PREFIX": POST_PREFIX, "BENCH_FIRST": "0", "BENCH_LAST": str(10**8)}
-            rows.append(measure("POST /v3/image", service, "/v3/image", "post", conns, seconds, env=post_env))
-            if postgres:
-                rows.append(measure(f"{POSTGRESQL}POST /v3/image", instances[0], "/v3/image", "post", conns, seconds, env=post_env))
-                pg_catalogue.remove(POST_PREFIX)
-            put_env = {"BENCH_PREFIX": SEED_PREFIX, "BENCH_FIRST": "0", "BENCH_LAST": str(sizes[0])}
-            rows.append(measure("PUT /v3/image/<id>", service, "/v3/image", "put", conns, seconds, env=put_env))
-            created = catalogue.ids(POST_PREFIX)
-            ids_file = workdir / "delete-ids.txt"
-            ids_file.write_text("".join(f"{image_id}\n" for image_id in created))
-            delete_env = {"BENCH_IDS": str(ids_file), "BENCH_FIRST": "0", "BENCH_LAST": str(len(created)), "BENCH_QUOTA": "1"}
-            delete_conns = min(conns, len(created))
-            rows.append(
-                measure(
-                    f"DELETE /v3/image/<id> ({len(created):,})", service, "/v3/image", "delete", delete_conns, seconds * 4,
-                    threads=delete_conns, env=delete_env, done_when=lambda: catalogue.count(POST_PREFIX) == 0,
-                )
-            )  # fmt: skip
-            if catalogue.count(POST_PREFIX):
-                raise BenchError("the DELETE row left images behind")
+        bare = server("bare", bare_argv(["--image", json.dumps(image)], workdir, "bare"))
+        check_image(bare, image, "bench/bare.py --image")
+        waitress = waitress_options(bare)
+        print(f"  waitress, as app.py builds it (bench/bare.py): {json.dumps(waitress, sort_keys=True)}", flush=True)
+        for backend in backends[1:]:
+            slug = backend.name.lower()
+            backend.ceiling = server(f"{slug}-ceiling", bare_argv(["--select", backend.url], workdir, f"{slug}-ceiling"))
+            check_image(backend.ceiling, image, f"bench/bare.py --select on {backend.name}")
+            if backend.name == POSTGRESQL:
+                backend.second = server(f"{slug}-2", service_argv(backend.url))
+                check_image(backend.second, image, f"{backend.name}, second instance", TOKEN)
+        no_etag = start_no_etag(server, backends[0], image, skipped)
 
-            for size in sizes:
-                seed(service, catalogue, size, max(60, size / 100))
-                rows.append(listing_row(service, catalogue, size, seconds, workdir))
-                if size == NOT_MODIFIED_SIZE:
-                    rows.append(not_modified_row(service, rows[-1], seconds))
-                if postgres and size <= POSTGRESQL_MAX_SIZE:
-                    seed(instances[0], pg_catalogue, size, max(60, size / 100))
-                    rows.append(listing_row(instances[0], pg_catalogue, size, seconds, workdir, prefix=POSTGRESQL))
-                    if size == NOT_MODIFIED_SIZE:
-                        rows.append(not_modified_row(instances[0], rows[-1], seconds))
-            if postgres:
-                instances[1].start()
-                rows += instances_rows(INSTANCES, *instances, f"/v3/image/{one}", conns, seconds, ROUNDS)
-                notes = postgresql_notes(rows, pg_catalogue.round_trip_s())
-            else:
-                notes = [f"PostgreSQL rows skipped: {skipped}"]
-            budgets = check_budgets(rows)
-            for instance in instances:
-                instance.stop()
+        loads = make_loads(backends, bare, no_etag, conns)
+        print(f"  {len(loads)} loads a round; first a warm-up turn of each", flush=True)
 
-            # Both variants freshly started on the same database, so that
-            # neither carries the memory of the listings before.
-            service.restart()
-            no_etag = Server("no-etag", [sys.executable, str(BENCH / "no_etag.py"), *service_argv(f"sqlite:///{db_path}")[2:]], env, workdir, "SQLite")
-            round_s = min(seconds, ETAG_AB_ROUND_S)
-            try:
-                ab_rows, per_round = etag_ab(service, no_etag, f"/v3/image/{one}", conns, round_s, ETAG_AB_ROUNDS)
-            except BenchError as error:
-                # The diagnostic build leans on the views' internals: when they
-                # change, the report says so and the budgets still stand.
-                return rows, budgets, notes, conditional_report(rows, [], round_s, skipped=one_line(error))
-            rows += ab_rows
-            return rows, budgets, notes, conditional_report(rows, per_round, round_s)
-        finally:
-            service.stop()
-            if bare:
-                bare.stop()
-            if no_etag:
-                no_etag.stop()
-            for instance in instances:
-                instance.stop()
-            if postgres:
-                postgres.drop()
+        def progress(n, samples, seconds):
+            figures = [f"{n + 1} of {args.rounds} ({seconds:.0f} s):"]
+            for of, over in ((Key(SQLITE, GET_ONE), BARE_GET), (Key(POSTGRESQL, GET_ONE), Key(POSTGRESQL, CEILING)), (Key(MARIADB, GET_ONE), Key(MARIADB, CEILING))):
+                if of in samples and over in samples:
+                    figures.append(f"{of.backend} GET one / {'bare' if over == BARE_GET else 'ceiling'} {samples[of][-1]['rate'] / samples[over][-1]['rate']:.2f},")
+            listing = samples[Key(SQLITE, LISTING)][-1]
+            figures.append(f"SQLite listing / floor {listing['p50_ms'] / (statistics.median(listing['floor_s']) * 1e3):.2f}")
+            print("  round", " ".join(figures), flush=True)
+
+        samples = take_turns(loads, args.duration, args.rounds, progress)
+        rows = {load.key: Row(load.key, load.connections * len(load.servers), samples[load.key]) for load in loads}
+        for backend in backends:
+            if backend.catalogue.count(POST_PREFIX) or backend.catalogue.count(SEED_PREFIX) != LISTING_SIZE:
+                raise BenchError(f"{backend.name}: the catalogue is not the {LISTING_SIZE:,} seeded images after the rounds")
+            row = rows[Key(backend.name, LISTING)]
+            row.idle_rss_mb, row.body_bytes = backend.idle_rss_mb, backend.body_bytes
+            row.peak_rss_mb = backend.service.memory_mb()[1]
+        round_trips = {backend.name: backend.catalogue.round_trip_s() for backend in backends[1:]}
+        facts["load_average_after"] = os.getloadavg()
+        return build_report(args, rows, skipped, facts, lines, waitress, round_trips)
 
 
-def service_argv(database_url):
-    """The command line of ``app.py`` serving ``database_url``."""
-    return [sys.executable, str(ROOT / "app.py"), "--host", HOST, "--threads", str(WAITRESS_THREADS), "--database", database_url]
+def start_no_etag(server, backend, image, skipped):
+    """bench/no_etag.py on SQLite, checked: app.py's 200 has an ETag, its none, same body. None (and why, in ``skipped``) when it cannot run.
 
-
-def check_budgets(rows):
-    by_label = {row.label: row for row in rows}
-    bare = by_label["bare Flask: GET one image"]
-    get_one = by_label["GET /v3/image/<id>"]
-    budgets = []
-    ratio = get_one.rate / bare.rate
-    budgets.append({
-        "name": f"GET one image >= {MIN_GET_VS_BARE} x bare Flask throughput",
-        "figures": f"{get_one.rate:,.0f} / {bare.rate:,.0f} req/s = {ratio:.2f}",
-        "met": ratio >= MIN_GET_VS_BARE,
-    })  # fmt: skip
-    listings = [row for row in rows if row.peak_rss_mb is not None and row.database == "SQLite"]
-    ten_k = [row for row in listings if row.extra["size"] == BUDGET_SIZE]
-    if ten_k:
-        row = ten_k[0]
-        samples = row.extra["inprocess_s"]
-        baseline = statistics.median(samples)
-        ratio = row.p50_ms / (baseline * 1e3)
-        budgets.append({
-            "name": f"full listing of {BUDGET_SIZE:,}: p50 <= {MAX_LISTING_VS_INPROCESS} x in-process sqlite3 fetch + json.dumps",
-            "figures": f"{row.p50_ms:.1f} ms / {baseline * 1e3:.1f} ms (p50 of {len(samples)}, before and after) = {ratio:.2f}",
-            "met": ratio <= MAX_LISTING_VS_INPROCESS,
-        })  # fmt: skip
-    # Memory: the server's peak RSS above its idle RSS, per byte of the listing's
-    # body. It must not rise from one size to the next (growth at most linear).
-    figures = []
-    met = True
-    previous = None
-    for row in listings:
-        growth = row.peak_rss_mb - row.extra["idle_rss_mb"]
-        per_byte = growth * 2**20 / row.extra["body_bytes"]
-        figures.append(f"{row.extra['size']:,}: +{growth:.1f} MB for a {row.extra['body_bytes'] / 2**20:.1f} MB body ({per_byte:.1f} B/B)")
-        if previous is not None and per_byte > previous:
-            met = False
-        previous = per_byte
-    budgets.append({"name": "listing memory grows no faster than the listing", "figures": "; ".join(figures), "met": met})
-    return budgets
-
-
-def postgresql_notes(rows, round_trip_s):
-    """The report's lines on PostgreSQL, reported, not budgeted.
-
-    Each PostgreSQL row against its SQLite row, the listing of
-    ``BUDGET_SIZE`` against its in-process fetch, two instances against one,
-    and ``round_trip_s``: what one ``SELECT 1`` from the bench took.
+    It leans on the views' internals: when they change, the report says so
+    and every other row stands.
     """
-    by_label = {row.label: row for row in rows}
-    notes = ["PostgreSQL beside SQLite (reported, not budgeted):"]
-    for row in rows:
-        sqlite_row = by_label.get(row.label.removeprefix(POSTGRESQL)) if row.database == "PostgreSQL" else None
-        if sqlite_row:
-            notes.append(
-                f"  {sqlite_row.label}: {row.rate:,.0f} / {sqlite_row.rate:,.0f} req/s = {row.rate / sqlite_row.rate:.2f} of SQLite's"
-                f" throughput; p50 {row.p50_ms:.2f} / {sqlite_row.p50_ms:.2f} ms"
-            )
-        if row.database == "PostgreSQL" and row.peak_rss_mb is not None and row.extra["size"] == BUDGET_SIZE:
-            samples = row.extra["inprocess_s"]
-            baseline = statistics.median(samples)
-            notes.append(
-                f"  full listing of {BUDGET_SIZE:,}: p50 {row.p50_ms:.1f} ms / {baseline * 1e3:.1f} ms in-process psycopg2 fetch +"
-                f" json.dumps (p50 of {len(samples)}, before and after) = {row.p50_ms / (baseline * 1e3):.2f}"
-            )
-    one, two = by_label[f"{INSTANCES}, one instance"], by_label[f"{INSTANCES}, two instances at once"]
-    ratio = two.rate / one.rate
-    notes.append(
-        f"  two instances against one on one database, GET one image: {two.rate:,.0f} / {one.rate:,.0f} req/s = {ratio:.2f}"
-        f" (goal >= {INSTANCES_GOAL}: {'met' if ratio >= INSTANCES_GOAL else 'missed'}); all {os.cpu_count()} CPUs"
-        f" {one.extra['machine_busy']:.0%} busy during one, {two.extra['machine_busy']:.0%} during two"
+    try:
+        no_etag = server("no-etag", [sys.executable, str(BENCH / "no_etag.py"), *app_py_options(backend.url)])
+    except BenchError as error:
+        skipped[Key(SQLITE, NO_ETAG)] = one_line(error)
+        return None
+    (a_status, a_image, a_headers, _), (b_status, b_image, b_headers, _) = (
+        get_json(candidate, f"/v3/image/{ONE}", TOKEN) for candidate in (backend.service, no_etag)
     )
-    notes.append(f"  one round trip, SELECT 1 from the bench (the pool's check at each checkout): {round_trip_s * 1e6:.0f} us, p50 of 1,000")
-    return notes
+    if a_status != 200 or not a_headers.get("ETag") or b_status != 200 or b_headers.get("ETag") or not a_image == b_image == image:
+        skipped[Key(SQLITE, NO_ETAG)] = (
+            f"app.py must answer 200 with an ETag, bench/no_etag.py 200 without one and the same image;"
+            f" got {a_status} with ETag {a_headers.get('ETag')} and {b_status} with ETag {b_headers.get('ETag')}"
+        )
+        no_etag.stop()
+        return None
+    return no_etag
 
 
-def conditional_report(rows, per_round, round_s, skipped=None):
-    """The report's lines on conditional requests, reported, not budgeted, and their figures for ``--json``.
+def make_loads(backends, bare, no_etag, conns):
+    """The loads of one round, in order: each backend's together, GET one beside the load it is compared with."""
+    post_env = {"BENCH_PREFIX": POST_PREFIX, "BENCH_FIRST": "0", "BENCH_LAST": str(10**8)}
+    loads = []
+    for backend in backends:
+        name, service, catalogue = backend.name, backend.service, backend.catalogue
+        get_one = f"/v3/image/{ONE}"
+        if name == SQLITE:
+            loads.append(Load(BARE_GET, (bare,), get_one, connections=conns))
+        else:
+            loads.append(Load(Key(name, CEILING), (backend.ceiling,), get_one, connections=conns))
+        loads.append(Load(Key(name, GET_ONE), (service,), get_one, connections=conns))
+        if name == SQLITE and no_etag:
+            loads.append(Load(Key(name, NO_ETAG), (no_etag,), get_one, connections=conns))
+        if backend.second:
+            loads.append(Load(Key(name, TWO_INSTANCES), (service, backend.second), get_one, connections=conns))
+        loads.append(Load(Key(name, LIMIT), (service,), "/v3/images?limit=100", connections=conns))
+        # One connection: a listing's latency alone, and one listing's memory in flight.
+        loads.append(
+            Load(
+                Key(name, LISTING), (service,), "/v3/images", connections=1,
+                before=lambda catalogue=catalogue: {"floor_s": catalogue.time_listing(FLOOR_RUNS)},
+            )
+        )  # fmt: skip
+        loads.append(Load(Key(name, POST), (service,), "/v3/image", "post", conns, post_env, after=lambda catalogue=catalogue: remove_posted(catalogue)))
+    return loads
 
-    Each 304 row of ``rows`` against its 200 row, and the ETag A/B on GET
-    one image from ``per_round`` (``etag_ab``'s, rounds of ``round_s``
-    seconds), or ``skipped``, why there is none. Returns ``{"notes": lines,
-    "etag_ab": {...}}`` (``{"skipped": why}`` then). B/A is the median of
-    the rounds' ratios, which one slow round moves less than the pooled
-    throughputs do.
+
+def remove_posted(catalogue):
+    """After a POST turn: once the service has committed the requests wrk left in flight, delete every image the turn created.
+
+    wrk stops with requests sent and unanswered, and the service still
+    carries them out: the count must hold still for ``SETTLE_POLLS`` looks
+    (10 ms apart) before the images are deleted.
     """
-    by_label = {row.label: row for row in rows}
-    notes = ["Conditional requests (reported, not budgeted):"]
-    for row in rows:
-        if row.label.endswith(NOT_MODIFIED):
-            full = by_label[row.extra["of"]]
-            prefix = POSTGRESQL if row.database == "PostgreSQL" else ""
+    counts = []
+
+    def settled():
+        counts.append(catalogue.count(POST_PREFIX))
+        return len(counts) >= SETTLE_POLLS and len(set(counts[-SETTLE_POLLS:])) == 1
+
+    try:
+        processes.wait_until(settled)
+    except processes.NotServing:
+        raise BenchError(f"the POST turn's images kept coming for {processes.TIMEOUT} s after wrk stopped") from None
+    catalogue.remove(POST_PREFIX)
+
+
+def judge(goal, rows, skipped):
+    """A goal's (or budget's) verdict: status met, missed, unchecked (too few rounds) or not measured, and its figures."""
+    missing = [key for key in (goal.of, goal.over) if key != FLOOR and key not in rows]
+    if missing:
+        why = skipped.get(missing[0]) or skipped.get(missing[0].backend) or "not measured"
+        return {"name": goal.name, "status": "not measured", "figures": why}
+    values = per_round(rows, goal.of, goal.over)
+    median = statistics.median(values)
+    met = median >= goal.bound if goal.at_least else median <= goal.bound
+    status = "met" if met else "missed"
+    figures = f"{spread(values)} over {len(values)} round{'s' if len(values) > 1 else ''}"
+    if len(values) < goal.min_rounds:
+        status = "unchecked"
+        figures += f" (needs {goal.min_rounds} rounds or more)"
+    of = rows[goal.of]
+    if goal.over == FLOOR:
+        figures += f"; p50 {of.p50_ms:.1f} ms, floor {of.floor_ms:.1f} ms (medians of all rounds)"
+    else:
+        over = rows[goal.over]
+        figures += f"; {of.rate:,.0f} / {over.rate:,.0f} req/s over all rounds"
+        if goal.of.load == TWO_INSTANCES:
+            busy_one = statistics.median(sample["machine_busy"] for sample in over.samples)
+            busy_two = statistics.median(sample["machine_busy"] for sample in of.samples)
+            figures += f"; all {os.cpu_count()} CPUs {busy_one:.0%} busy during one, {busy_two:.0%} during two (medians)"
+    return {"name": goal.name, "status": status, "figures": figures, "per_round": values, "median": median, "bound": goal.bound}
+
+
+def build_report(args, rows, skipped, facts, machine_lines, waitress, round_trips):
+    """Everything ``print_report`` prints, as plain data (and ``--json`` writes)."""
+    table = []
+    for key, row in rows.items():
+        ceiling = Key(key.backend, CEILING)
+        entry = {
+            "key": {"backend": key.backend, "load": key.load}, "label": key.label, "connections": row.connections,
+            "requests": row.requests, "busy": row.busy, "rate": row.rate, "p50_ms": row.p50_ms, "p99_ms": row.p99_ms, "cpu_us": row.cpu_us,
+            "peak_rss_mb": row.peak_rss_mb, "vs_bare": per_round(rows, key, BARE_GET),
+            "vs_ceiling": per_round(rows, key, ceiling) if ceiling in rows and key.load not in (CEILING, TWO_INSTANCES) else None,
+            "rounds": row.samples,
+        }  # fmt: skip
+        table.append(entry)
+    notes = []
+    for backend, driver_name in ((POSTGRESQL, "psycopg2"), (MARIADB, "PyMySQL")):
+        listing = rows.get(Key(backend, LISTING))
+        if listing is not None:
             notes.append(
-                f"  {prefix}304 for an unchanged listing of {row.extra['size']:,}: p50 {row.p50_ms:.2f} ms against"
-                f" {full.p50_ms:.2f} ms for the 200 = {row.p50_ms / full.p50_ms:.3f}; server CPU {row.cpu_us:,.0f} /"
-                f" {full.cpu_us:,.0f} us a request"
+                f"{backend}: full listing of {LISTING_SIZE:,}, p50 over the in-process {driver_name} fetch + json.dumps:"
+                f" {spread(per_round(rows, listing.key, FLOOR))}; p50 {listing.p50_ms:.1f} ms, floor {listing.floor_ms:.1f} ms"
             )
-    if skipped:
-        notes.append(f"  ETag on GET one image, A/B not measured: {skipped}")
-        return {"notes": notes, "etag_ab": {"skipped": skipped}}
-    a, b = by_label[f"{ETAG_AB}A: as shipped"], by_label[f"{ETAG_AB}B: off (bench/no_etag.py)"]
-    ratios = [figures["b_over_a"] for figures in per_round]
-    b_over_a = statistics.median(ratios)
-    met = 1 / b_over_a >= ETAG_AB_GOAL
-    cpu_a = statistics.median(figures["A_cpu_us"] for figures in per_round)
-    cpu_b = statistics.median(figures["B_cpu_us"] for figures in per_round)
-    notes.append(
-        f"  ETag on GET one image, A/B in {len(per_round)} rounds of {round_s:g} s at {a.connections} connections: as shipped (A) {a.rate:,.0f} req/s,"
-        f" without the ETag (B) {b.rate:,.0f} req/s; B/A = {b_over_a:.3f} (median of the rounds; all requests {b.rate / a.rate:.3f});"
-        f" A = {1 / b_over_a:.3f} of B (goal >= {ETAG_AB_GOAL}: {'met' if met else 'missed'})"
-    )
-    notes.append(f"  B/A by round: {', '.join(f'{ratio:.3f}' for ratio in ratios)} (from {min(ratios):.3f} to {max(ratios):.3f})")
-    notes.append(f"  server CPU a request, median of the rounds: A {cpu_a:,.0f} us, B {cpu_b:,.0f} us (A - B = {cpu_a - cpu_b:+,.0f} us)")
+    for backend in (SQLITE, POSTGRESQL, MARIADB):
+        listing = rows.get(Key(backend, LISTING))
+        if listing is not None:
+            growth = listing.peak_rss_mb - listing.idle_rss_mb
+            notes.append(
+                f"{backend}: server's peak RSS over its idle RSS, {growth:+.1f} MB for a {listing.body_bytes / 2**20:.2f} MB"
+                f" listing body ({growth * 2**20 / listing.body_bytes:.1f} bytes a byte)"
+            )
+    for key, row in rows.items():
+        if row.busy:
+            notes.append(
+                f"{key.label}: {row.busy:,} answers were 503 (database busy or unavailable), beside {row.requests:,} 200s;"
+                f" the throughput counts the 200s, the latencies all of them"
+            )
+    for backend, seconds in round_trips.items():
+        notes.append(f"{backend}: one SELECT 1 from the bench, a round trip: {seconds * 1e6:.0f} us (p50 of 1,000)")
+    for key, why in skipped.items():
+        name = key.label if isinstance(key, Key) else key
+        notes.append(f"{name}: not measured: {why}")
     return {
+        "settings": {"duration_s": args.duration, "rounds": args.rounds, "connections": args.connections, "threads": THREADS, "service_env": args.service_env},
+        "machine": facts,
+        "machine_lines": machine_lines + [f"load average after: {' '.join(f'{load:.2f}' for load in facts['load_average_after'])}"],
+        "waitress": waitress,
+        "rows": table,
+        "budgets": [judge(goal, rows, skipped) for goal in BUDGETS],
+        "goals": [judge(goal, rows, skipped) for goal in GOALS],
         "notes": notes,
-        "etag_ab": {"round_s": round_s, "rounds": per_round, "b_over_a": b_over_a, "goal_a_over_b": ETAG_AB_GOAL, "met": met},
     }
 
 
-def print_report(rows, budgets, notes, conditional=()):
-    bare_rate = rows[0].rate
-    header = ("load", "conns", "requests", "req/s", "p50 ms", "p99 ms", "vs bare", "CPU us/req", "peak RSS MB")
+def print_report(report):
+    header = ("load", "conns", "requests", "req/s", "p50 ms", "p99 ms", "CPU us/req", "peak RSS MB", "vs bare", "vs ceiling")
     lines = [header]
-    for row in rows:
+    for row in report["rows"]:
         lines.append((
-            row.label, str(row.connections), f"{row.requests:,}", f"{row.rate:,.0f}", f"{row.p50_ms:.2f}", f"{row.p99_ms:.2f}",
-            f"{row.rate / bare_rate:.3f}", f"{row.cpu_us:,.0f}", f"{row.peak_rss_mb:.0f}" if row.peak_rss_mb is not None else "",
+            row["label"], str(row["connections"]), f"{row['requests']:,}", f"{row['rate']:,.0f}", f"{row['p50_ms']:.2f}",
+            f"{row['p99_ms']:.2f}", f"{row['cpu_us']:,.0f}", f"{row['peak_rss_mb']:.0f}" if row["peak_rss_mb"] is not None else "",
+            spread(row["vs_bare"]), spread(row["vs_ceiling"]) if row["vs_ceiling"] else "",
         ))  # fmt: skip
-    widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
+    if not any(line[-1] for line in lines[1:]):  # no server database: no ceiling
+        lines = [line[:-1] for line in lines]
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    rounds = report["settings"]["rounds"]
     print()
+    print(f"Throughput over all {rounds} rounds; p50 the median of the rounds', p99 the highest; vs bare and vs ceiling: median (min-max) of the rounds' ratios")
     for n, line in enumerate(lines):
         cells = [line[0].ljust(widths[0])] + [cell.rjust(width) for cell, width in zip(line[1:], widths[1:])]
         print("| " + " | ".join(cells) + " |")
         if n == 0:
             print("|" + "|".join("-" * (width + 2) if i == 0 else "-" * (width + 1) + ":" for i, width in enumerate(widths)) + "|")
-    print()
-    for budget in budgets:
-        print(f"{'met   ' if budget['met'] else 'MISSED'} {budget['name']}: {budget['figures']}")
-    print()
-    for note in notes:
-        print(note)
-    if conditional:
-        print()
-        for note in conditional:
-            print(note)
+    print("\nBudgets (exit status 1 when one is missed); median (min-max) of the rounds' ratios:")
+    for budget in report["budgets"]:
+        print(f"  {budget['status'].replace('missed', 'MISSED'):12} {budget['name']}: {budget['figures']}")
+    print("\nGoals (reported, not budgeted):")
+    for goal in report["goals"]:
+        print(f"  {goal['status']:12} {goal['name']}: {goal['figures']}")
+    print("\nAlso:")
+    for note in report["notes"]:
+        print(f"  {note}")
+    print("\nMachine:")
+    for line in report["machine_lines"]:
+        print(f"  {line}")
+    print(f"  waitress, as app.py builds it (bench/bare.py): {json.dumps(report['waitress'], sort_keys=True)}")
 
 
 if __name__ == "__main__":
