@@ -1,4 +1,4 @@
-"""Fixtures: an app on an empty database of each backend, its client, users and tokens.
+"""Fixtures: an app on an empty database of each backend, its client, users and tokens, real servers.
 
 Every test that uses ``database_url`` runs on SQLite, and on PostgreSQL and
 MariaDB/MySQL when ``IMAGES_API_TEST_POSTGRESQL_URL`` / ``IMAGES_API_TEST_MYSQL_URL``
@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from images_api import create_app, db
 from images_api.cli import main
 from servers import SERVER_BACKENDS, Relay, ServerDatabase
-from support import SEED, TIMEOUT, listing, quiet_environ, start_app_py, wait_for
+from support import APP_PY, REPO, SEED, SERVER_THREADS, ThreadServer, assert_error, listing, quiet_environ, start_server, wait_for
 
 ADMIN_TOKEN = "admin-token-for-tests-0123456789abcdefghij"
 #: Read before ``clean_environ`` hides every ``IMAGES_API_*`` variable from the tests.
@@ -140,7 +140,16 @@ def cli(database_url):
 
 
 @pytest.fixture
-def make_user(app, cli):
+def first_start(app):
+    """The test database after ``app``'s first start, which created the admin (README: Users and tokens).
+
+    Fixtures that make users depend on it: a user made before the first start
+    would keep it from creating the admin.
+    """
+
+
+@pytest.fixture
+def make_user(first_start, cli):
     """Create a user with the given policies through the CLI; returns its token."""
 
     def make(name, *policies):
@@ -172,6 +181,19 @@ def unchanged(seeded, client, admin_headers):
 
 
 @pytest.fixture
+def refused(unchanged, admin_token):
+    """``refused(resp, status, *secrets)``: ``resp`` is that error (``assert_error``), showing neither the
+    secrets nor the admin's token, and the store still holds the seed image alone; returns its body."""
+
+    def check(resp, status, *secrets):
+        body = assert_error(resp, status, admin_token, *secrets)
+        unchanged()
+        return body
+
+    return check
+
+
+@pytest.fixture
 def auth():
     """``auth(token)``: the headers of a Bearer request."""
 
@@ -187,13 +209,33 @@ def admin_headers(auth, admin_token):
 
 
 @pytest.fixture
-def spawn(tmp_path, admin_token):
-    """``spawn(database_url, wait=True)``: run ``python app.py`` on a free port until the test ends; returns its ``Process``."""
-    processes = []
-    environ = quiet_environ(IMAGES_API_ADMIN_TOKEN=admin_token)
+def serve(config):
+    """``serve(threads=SERVER_THREADS, **settings)``: waitress in a thread for a new app on the test's
+    database (``TESTING`` off, as deployed); returns its ``ThreadServer``, stopped at teardown."""
+    servers = []
 
-    def start(database_url, wait=True):
-        process = start_app_py(database_url, tmp_path / f"server-{len(processes)}.log", environ)
+    def start(threads=SERVER_THREADS, **settings):
+        server = ThreadServer(create_app({**config, "TESTING": False, **settings}), threads=threads)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def spawn(tmp_path, admin_token):
+    """``spawn(database_url, command=APP_PY, cwd=REPO, wait=True, log=None, **environ)``: the one launcher of
+    server processes. Runs ``command`` (``python app.py`` by default) on a free port until the test ends, with
+    ``database_url``, the admin token and ``environ`` in its environment, its output to ``log`` (a file of its
+    own by default); waits until it listens unless told not to. Returns its ``Process``."""
+    processes = []
+
+    def start(database_url, command=APP_PY, *, cwd=REPO, wait=True, log=None, **environ):
+        log = log or tmp_path / f"server-{len(processes)}.log"
+        environ = quiet_environ(IMAGES_API_DATABASE_URL=database_url, IMAGES_API_ADMIN_TOKEN=admin_token, **environ)
+        process = start_server(command, log, environ, cwd)
         processes.append(process)
         if wait:
             wait_for(process)
@@ -201,6 +243,4 @@ def spawn(tmp_path, admin_token):
 
     yield start
     for process in processes:
-        if process.popen.poll() is None:
-            process.popen.kill()
-        process.popen.wait(timeout=TIMEOUT)
+        process.kill()

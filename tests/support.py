@@ -1,9 +1,10 @@
-"""Plain helpers shared by the test modules: request bodies, credentials, checks."""
+"""Plain helpers shared by the test modules: request bodies, credentials, checks, and real servers."""
 
 import base64
 import http.client
 import json
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -46,10 +47,13 @@ def body_of(resp):
 
 def assert_error(resp, status, *secrets):
     """Check an error answer (README: Errors): status, JSON object with a message,
-    field errors as lists of strings, no secret and no traceback anywhere."""
+    field errors as lists of strings, no secret and no traceback anywhere; a 401
+    carries the challenge."""
     text = resp.get_data(as_text=True)
     assert resp.status_code == status, f"{resp.status_code} {text[:500]}"
     assert resp.mimetype == JSON, resp.content_type
+    if status == 401:
+        assert resp.headers.get("WWW-Authenticate") == WWW_AUTHENTICATE, resp.headers
     for secret in secrets:
         assert secret not in text
         assert all(secret not in value for _, value in resp.headers)
@@ -173,17 +177,6 @@ def call(port, method, path, body=None, *, token=None, headers=None, data=None, 
         conn.close()
 
 
-def quiet_environ(**extra):
-    """The test process's environment without ``IMAGES_API_*``, plus ``extra``."""
-    environ = {key: value for key, value in os.environ.items() if not key.startswith("IMAGES_API_")}
-    return {**environ, **extra}
-
-
-def wait_listening(popen, port, output):
-    """Wait (bounded) until ``popen`` accepts connections on ``port``; ``output()`` explains a failure."""
-    wait_serving(popen, lambda: listening(port), output)
-
-
 class ThreadServer:
     """A waitress server for ``app`` on a free port of 127.0.0.1, run in a thread."""
 
@@ -200,7 +193,14 @@ class ThreadServer:
         if not self.thread.is_alive():
             return
         self.server.task_dispatcher.shutdown(timeout=TIMEOUT)
-        self.server.trigger.pull_trigger(self._close_all)
+        # What pull_trigger(thunk) does, but writing to the trigger under its lock: pull_trigger
+        # writes after letting go of it, and a loop that another pull has woken meanwhile can run
+        # the thunk first and close the trigger under the write (EBADF, or a byte in a file that
+        # took the descriptor's number). The loop takes the lock before it runs any thunk.
+        trigger = self.server.trigger
+        with trigger.lock:
+            trigger.thunks.append(self._close_all)
+            trigger._physical_pull()
         self.thread.join(timeout=TIMEOUT)
         assert not self.thread.is_alive(), "waitress did not stop"
 
@@ -209,41 +209,60 @@ class ThreadServer:
             channel.close()
 
 
-# -- app.py as a real process ---------------------------------------------------------
+# -- server processes ------------------------------------------------------------------
 
 REPO = Path(__file__).resolve().parent.parent
+SCRIPTS = Path(sys.executable).parent  # the venv's console scripts: images-api, waitress-serve
 SERVER_THREADS = 8  # of each app.py a test starts
+PORT = "{port}"  # stands for the server's port in a command
+#: ``python app.py`` from the checkout, on 127.0.0.1.
+APP_PY = (sys.executable, "app.py", "--host", "127.0.0.1", "--port", PORT, "--threads", str(SERVER_THREADS))
+
+
+def quiet_environ(**extra):
+    """The test process's environment without ``IMAGES_API_*``, plus ``extra``."""
+    environ = {key: value for key, value in os.environ.items() if not key.startswith("IMAGES_API_")}
+    return {**environ, **extra}
+
+
+def run_process(command, *, cwd=REPO, timeout=60, **environ):
+    """Run ``command`` to its end in ``quiet_environ(**environ)``; returns its ``CompletedProcess`` (text)."""
+    return subprocess.run(command, cwd=cwd, env=quiet_environ(**environ), capture_output=True, text=True, timeout=timeout)
 
 
 @dataclass
 class Process:
-    """An ``app.py`` a test started: the process, its port and the file of its output."""
+    """A server process a test started: the process, its port and where its output goes."""
 
     popen: subprocess.Popen
     port: int
-    log: Path
+    log: Path  # standard output and error together; a file, or a FIFO the test reads
+
+    def output(self):
+        """What the process wrote so far (a FIFO's is the test's to read)."""
+        return self.log.read_text(errors="replace") if self.log.is_file() else f"(written to {self.log})"
+
+    def stop(self, signum=signal.SIGTERM):
+        """Send ``signum`` (SIGKILL: no chance to flush or close anything) and wait; returns its exit status."""
+        if self.popen.poll() is None:
+            self.popen.send_signal(signum)
+        return self.popen.wait(timeout=TIMEOUT)
+
+    def kill(self):
+        return self.stop(signal.SIGKILL)
 
 
-def start_app_py(database_url, log, environ):
-    """Start ``python app.py`` on a free port of 127.0.0.1 on ``database_url``; does not wait for it to listen."""
+def start_server(command, log, environ, cwd=REPO):
+    """Start ``command`` with ``PORT`` in it standing for a free port of 127.0.0.1, its output to ``log``;
+    does not wait for it to listen (``wait_for``)."""
     port = free_port()
     with open(log, "wb") as out:
         popen = subprocess.Popen(
-            [sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port), "--threads", str(SERVER_THREADS), "--database", database_url],
-            cwd=REPO,
-            env=environ,
-            stdout=out,
-            stderr=subprocess.STDOUT,
+            [str(arg).replace(PORT, str(port)) for arg in command], cwd=cwd, env=environ, stdout=out, stderr=subprocess.STDOUT
         )
-    return Process(popen, port, log)
+    return Process(popen, port, Path(log))
 
 
 def wait_for(process):
     """Wait (bounded) until the process accepts connections on its port."""
-    wait_listening(process.popen, process.port, process.log.read_text)
-
-
-def kill(process):
-    """SIGKILL ``process``: no chance to flush or close anything."""
-    process.popen.kill()
-    process.popen.wait(timeout=TIMEOUT)
+    wait_serving(process.popen, lambda: listening(process.port), process.output)

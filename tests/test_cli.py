@@ -2,13 +2,11 @@
 
 import re
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from support import NEW, POLICIES, sqlite_path
+from support import NEW, POLICIES, SCRIPTS, run_process, sqlite_path
 
 from images_api.cli import main
 
@@ -226,10 +224,10 @@ def test_tokens_are_never_stored_in_clear(cli, client, admin_token, database_url
 
 
 def test_token_can_be_captured_by_a_shell(database_url, client):
-    script = Path(sys.executable).parent / "images-api"
+    script = SCRIPTS / "images-api"
     assert script.exists(), "the images-api console script is not installed"
     shell = 'TOKEN=$("$0" user add frank --policy read_images --database "$1") && printf "%s" "$TOKEN"'
-    done = subprocess.run(["bash", "-c", shell, str(script), database_url], capture_output=True, text=True, timeout=60)
+    done = run_process(["bash", "-c", shell, script, database_url])
     assert done.returncode == 0, done.stderr
     assert granted(client, done.stdout) == {"read_images"}
 

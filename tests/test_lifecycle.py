@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 from conftest import ADMIN_TOKEN, SERVER_URLS
 from servers import ServerDatabase
-from support import SEED, ThreadServer, call, image, wait_for
+from support import SEED, call, image, wait_for
 
 from images_api import create_app, db, schema
 from images_api.auth import hash_token
@@ -281,9 +281,9 @@ def test_a_bad_file_imports_nothing_and_names_the_line(database_url, tmp_path, t
     assert export(database_url) == HEADER
 
 
-def test_an_export_taken_while_writers_run_is_one_consistent_state(config, admin_token, database_url):
+def test_an_export_taken_while_writers_run_is_one_consistent_state(serve, admin_token, database_url):
     """One writer creates images in order: any consistent state holds exactly the first k of them."""
-    server = ThreadServer(create_app({**config, "TESTING": False}), threads=4)
+    server = serve(threads=4)
     stop, written = threading.Event(), []
 
     def writer():
@@ -302,7 +302,6 @@ def test_an_export_taken_while_writers_run_is_one_consistent_state(config, admin
     finally:
         stop.set()
         thread.join()
-        server.stop()
     for text in exports:
         ids = [record["id"] for record in map(json.loads, text.splitlines()[1:]) if record["type"] == "image"]
         assert ids == [f"ami-{n:05d}" for n in range(len(ids))]

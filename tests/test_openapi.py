@@ -5,13 +5,13 @@ import re
 import pytest
 from openapi_schema_validator import OAS30Validator
 from openapi_spec_validator import validate
+from support import JSON
 
 from images_api import openapi
 from images_api.state import api_state
 
 pytestmark = pytest.mark.sqlite_only  # SQLite's own behaviour, or not about the database
 
-JSON = "application/json"
 IMAGE = "/v3/image/{image_id}"
 ERRORS = {400, 401, 403, 406, 500, 503}
 

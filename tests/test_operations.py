@@ -4,18 +4,14 @@ import io
 import logging
 import os
 import re
-import signal
 import socket
-import subprocess
 import sys
 import threading
-import time
 import warnings
-from pathlib import Path
 
 import peewee
 import pytest
-from support import REPO, TIMEOUT, call, free_port, quiet_environ, wait_listening, wait_until
+from support import PORT, REPO, SCRIPTS, TIMEOUT, call, free_port, run_process, wait_serving, wait_until
 
 from images_api import create_app, db
 from images_api.logs import BatchedStreamHandler, EveryMinute
@@ -131,6 +127,21 @@ def test_flush_writes_what_is_pending():
     assert stream.getvalue() == "pending\n"
 
 
+def fork_between_writes(handler):
+    """``os.fork()`` while this thread holds ``handler``'s lock, so that its writer thread is not inside
+    the stream, whose lock the child would find held by no thread of its own."""
+    handler.acquire()
+    pid = -1
+    try:
+        with warnings.catch_warnings():  # Python 3.12+ warns of fork() beside threads, as gunicorn does it
+            warnings.simplefilter("ignore", DeprecationWarning)
+            pid = os.fork()
+    finally:
+        if pid != 0:  # in the child, logging's own hook at fork has made the lock anew, not held
+            handler.release()
+    return pid
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
 def test_a_forked_process_writes_its_own_lines(tmp_path):
     # A server that loads the app and then forks workers (gunicorn --preload)
@@ -140,63 +151,55 @@ def test_a_forked_process_writes_its_own_lines(tmp_path):
         handler = BatchedStreamHandler(stream, interval=0.01)
         handler.handle(record("parent"))
         wait_until(lambda: path.read_text() == "parent\n")
-        with warnings.catch_warnings():  # Python 3.12+ warns of fork() beside threads, as gunicorn does it
-            warnings.simplefilter("ignore", DeprecationWarning)
-            pid = os.fork()
-        if pid == 0:
-            handler.handle(record("child"))
-            time.sleep(0.5)  # for the child's own writer; no flush at exit
-            os._exit(0)
-        os.waitpid(pid, 0)
+        pid = fork_between_writes(handler)
+        if pid == 0:  # the child: whatever happens, it leaves by os._exit, never through pytest
+            status = 1
+            try:
+                handler.handle(record("child"))
+                # Only the child's own writer thread can write the line (os._exit flushes nothing).
+                # The file's size says when it has; stat opens no file in the child.
+                wait_until(lambda: path.stat().st_size == len("parent\nchild\n"))
+                status = 0
+            finally:
+                os._exit(status)
+        assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
         assert path.read_text() == "parent\nchild\n"
 
 
-def test_app_py_writes_access_lines_while_running_and_the_rest_at_sigterm(tmp_path, admin_token):
-    port = free_port()
-    log = tmp_path / "server.log"
-    with open(log, "w") as out:
-        process = subprocess.Popen(
-            [sys.executable, str(REPO / "app.py"), "--port", str(port), "--database", f"sqlite:///{tmp_path / 'images.db'}"],
-            env=quiet_environ(IMAGES_API_ADMIN_TOKEN=admin_token),
-            stderr=out,
-        )
-    try:
-        wait_listening(process, port, log.read_text)
-        assert call(port, "GET", "/v3/images", token=admin_token).status == 200
-        wait_until(lambda: "GET /v3/images 200" in log.read_text())
-        for n in range(20):
-            assert call(port, "GET", f"/v3/image/ami-{n}", token=admin_token).status == 404
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=TIMEOUT) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=TIMEOUT)
-    lines = log.read_text().splitlines()
+def test_app_py_writes_access_lines_while_running_and_the_rest_at_sigterm(spawn, database_url, admin_token):
+    process = spawn(database_url)
+    assert call(process.port, "GET", "/v3/images", token=admin_token).status == 200
+    wait_until(lambda: "GET /v3/images 200" in process.output())
+    for n in range(20):
+        assert call(process.port, "GET", f"/v3/image/ami-{n}", token=admin_token).status == 404
+    assert process.stop() == 0  # SIGTERM
+    lines = process.output().splitlines()
     assert [line.split("images_api.access: ")[1].split()[1] for line in lines if "images_api.access" in line] == [
         "/v3/images",
         *(f"/v3/image/ami-{n}" for n in range(20)),
     ]
 
 
-def test_app_py_serves_on_when_its_standard_error_is_closed(tmp_path, admin_token):
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, str(REPO / "app.py"), "--port", str(port), "--database", f"sqlite:///{tmp_path / 'images.db'}"],
-        env=quiet_environ(IMAGES_API_ADMIN_TOKEN=admin_token),
-        stderr=subprocess.PIPE,
-    )
+def test_app_py_serves_on_when_its_standard_error_is_closed(spawn, database_url, admin_token, tmp_path):
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    reader = os.open(pipe, os.O_RDONLY | os.O_NONBLOCK)  # first, so that the server's end opens at once
     try:
-        wait_listening(process, port, lambda: "")
-        process.stderr.close()  # as when the reader of a pipe (| head -1) is gone
-        statuses = []
-        for batch in range(12):
-            statuses += [call(port, "GET", f"/v3/image/ami-{n}", token=admin_token).status for n in range(100)]
-            time.sleep(0.06)  # let the writer meet the broken pipe between batches
-        assert set(statuses) == {404}
+        process = spawn(database_url, log=pipe)
+        assert call(process.port, "GET", "/v3/image/ami-first", token=admin_token).status == 404
+        read = bytearray()
+
+        def logged():  # os.read raises BlockingIOError, an OSError: not yet
+            read.extend(os.read(reader, 65536))
+            return b"GET /v3/image/ami-first 404" in read
+
+        wait_serving(process.popen, logged, read.decode)  # the writer thread writes to this pipe
     finally:
-        process.kill()
-        process.wait(timeout=TIMEOUT)
+        os.close(reader)  # as when the reader of a pipe (| head -1) is gone
+    # From here every write of the writer thread meets the broken pipe: at most its
+    # interval after the first of these requests, and on through all of them.
+    statuses = [call(process.port, "GET", f"/v3/image/ami-{n}", token=admin_token).status for n in range(1200)]
+    assert set(statuses) == {404}
 
 
 @pytest.mark.parametrize(
@@ -297,17 +300,15 @@ START_MISTAKES = {
 }
 
 
+def run_app_py(*args, cwd, **environ):
+    """``python app.py ARGS`` to its end, in ``cwd`` (a start that fails, or --version)."""
+    return run_process([sys.executable, REPO / "app.py", *args], cwd=cwd, **environ)
+
+
 @pytest.mark.parametrize("case", START_MISTAKES)
 def test_start_up_mistake_is_one_line_and_status_2(tmp_path, case):
     args, environ = START_MISTAKES[case]
-    result = subprocess.run(
-        [sys.executable, str(REPO / "app.py"), "--database", f"sqlite:///{tmp_path / 'images.db'}", *args],
-        env=quiet_environ(**{"IMAGES_API_PORT": str(free_port()), **environ}),
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=20,
-    )
+    result = run_app_py("--database", f"sqlite:///{tmp_path / 'images.db'}", *args, cwd=tmp_path, **{"IMAGES_API_PORT": str(free_port()), **environ})
     assert result.returncode == 2, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("images-api: "), result.stderr
@@ -316,83 +317,32 @@ def test_start_up_mistake_is_one_line_and_status_2(tmp_path, case):
 
 
 def test_port_in_use_stops_the_start_before_any_side_effect(tmp_path, busy_port):
-    result = subprocess.run(
-        [sys.executable, str(REPO / "app.py"), "--port", str(busy_port), "--database", f"sqlite:///{tmp_path / 'i.db'}"],
-        env=quiet_environ(),
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    result = run_app_py("--port", str(busy_port), "--database", f"sqlite:///{tmp_path / 'i.db'}", cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [f"images-api: cannot listen on 127.0.0.1:{busy_port}: Address already in use"]
     assert not (tmp_path / "i.db").exists()  # no database, so no admin token spent
 
 
-def test_wsgi_module_start_up_mistake_is_one_line_and_status_2(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-c", "import wsgi"],
-        env=quiet_environ(IMAGES_API_DATABASE_URL="sqlite:////nonexistent-dir/images.db"),
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+def test_wsgi_module_start_up_mistake_is_one_line_and_status_2():
+    result = run_process([sys.executable, "-c", "import wsgi"], IMAGES_API_DATABASE_URL="sqlite:////nonexistent-dir/images.db")
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("images-api: cannot use the database"), result.stderr
 
 
-def test_waitress_serve_runs_wsgi_application_under_a_prefix(tmp_path, admin_token):
-    port = free_port()
-    waitress_serve = Path(sys.executable).parent / "waitress-serve"
-    process = subprocess.Popen(
-        [str(waitress_serve), f"--listen=127.0.0.1:{port}", "--url-prefix=/catalogue", "wsgi:application"],
-        cwd=REPO,
-        env=quiet_environ(
-            IMAGES_API_DATABASE_URL=f"sqlite:///{tmp_path / 'images.db'}",
-            IMAGES_API_ADMIN_TOKEN=admin_token,
-        ),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        wait_listening(process, port, process.stderr.read)
-        reply = call(port, "GET", "/catalogue/healthz")
-        assert (reply.status, reply.json()) == (200, {"status": "ok"})
-        reply = call(port, "POST", "/catalogue/v3/image", IMAGE, token=admin_token)
-        assert (reply.status, reply.json()) == (200, {"id": "ami-1", "message": "Created"})
-        assert reply.headers["Location"] == f"http://127.0.0.1:{port}/catalogue/v3/image/ami-1"
-        reply = call(port, "GET", "/catalogue/v3/image/ami-1", token=admin_token)
-        assert (reply.status, reply.json()) == (200, IMAGE)
-    finally:
-        process.terminate()
-        _, stderr = process.communicate(timeout=30)
-    assert "POST /catalogue/v3/image 200" in stderr  # the path as the client sent it
-    assert admin_token not in stderr
-
-
-@pytest.fixture
-def app_py(tmp_path, admin_token):
-    """``app_py(**environ)``: run ``python app.py`` on a free port; returns the port."""
-    processes = []
-
-    def start(**environ):
-        port = free_port()
-        process = subprocess.Popen(
-            [sys.executable, str(REPO / "app.py"), "--port", str(port), "--database", f"sqlite:///{tmp_path / 'images.db'}"],
-            env=quiet_environ(IMAGES_API_ADMIN_TOKEN=admin_token, **environ),
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        processes.append(process)
-        wait_listening(process, port, process.stderr.read)
-        return port
-
-    yield start
-    for process in processes:
-        process.terminate()
-        process.communicate(timeout=30)
+def test_waitress_serve_runs_wsgi_application_under_a_prefix(spawn, database_url, admin_token):
+    process = spawn(database_url, [SCRIPTS / "waitress-serve", f"--listen=127.0.0.1:{PORT}", "--url-prefix=/catalogue", "wsgi:application"])
+    port = process.port
+    reply = call(port, "GET", "/catalogue/healthz")
+    assert (reply.status, reply.json()) == (200, {"status": "ok"})
+    reply = call(port, "POST", "/catalogue/v3/image", IMAGE, token=admin_token)
+    assert (reply.status, reply.json()) == (200, {"id": "ami-1", "message": "Created"})
+    assert reply.headers["Location"] == f"http://127.0.0.1:{port}/catalogue/v3/image/ami-1"
+    reply = call(port, "GET", "/catalogue/v3/image/ami-1", token=admin_token)
+    assert (reply.status, reply.json()) == (200, IMAGE)
+    process.stop()
+    assert "POST /catalogue/v3/image 200" in process.output()  # the path as the client sent it
+    assert admin_token not in process.output()
 
 
 FORWARDED = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "images.example.com", "X-Forwarded-Port": "8443"}
@@ -405,15 +355,15 @@ FORWARDED = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "images.example.c
         ("192.0.2.0/24", "http://127.0.0.1:{port}/v3/image/ami-1"),
     ],
 )
-def test_app_py_believes_forwarded_headers_only_from_the_trusted_proxy(app_py, admin_token, trusted, location):
-    port = app_py(IMAGES_API_TRUSTED_PROXY=trusted)
+def test_app_py_believes_forwarded_headers_only_from_the_trusted_proxy(spawn, database_url, admin_token, trusted, location):
+    port = spawn(database_url, IMAGES_API_TRUSTED_PROXY=trusted).port
     reply = call(port, "POST", "/v3/image", IMAGE, token=admin_token, headers=FORWARDED)
     assert reply.status == 200
     assert reply.headers["Location"] == location.format(port=port)
 
 
-def test_app_py_refuses_a_body_past_a_mebibyte_before_reading_it(app_py, admin_token):
-    port = app_py()
+def test_app_py_refuses_a_body_past_a_mebibyte_before_reading_it(spawn, database_url, admin_token):
+    port = spawn(database_url).port
     # Headers alone: waitress answers from the Content-Length, before any
     # body byte (sending the body too races its close: a reset, not a reply).
     with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock:
@@ -432,34 +382,23 @@ def test_app_py_refuses_a_body_past_a_mebibyte_before_reading_it(app_py, admin_t
 @pytest.mark.parametrize(
     "command",
     [
-        [str(Path(sys.executable).parent / "images-api"), "serve"],
-        [sys.executable, "-m", "images_api", "serve"],
-        [str(Path(sys.executable).parent / "waitress-serve"), "images_api.wsgi:application"],
+        [SCRIPTS / "images-api", "serve", "--port", PORT],
+        [sys.executable, "-m", "images_api", "serve", "--port", PORT],
+        [SCRIPTS / "waitress-serve", "--listen", f"127.0.0.1:{PORT}", "images_api.wsgi:application"],
     ],
     ids=["images-api serve", "python -m images_api serve", "waitress-serve images_api.wsgi"],
 )
-def test_the_installed_package_serves_outside_a_checkout(tmp_path, admin_token, command):
-    port = free_port()
-    if "waitress" in command[0]:
-        command = [command[0], "--listen", f"127.0.0.1:{port}", *command[1:]]
-    else:
-        command = [*command, "--port", str(port)]
-    environ = quiet_environ(IMAGES_API_DATABASE_URL=f"sqlite:///{tmp_path / 'images.db'}", IMAGES_API_ADMIN_TOKEN=admin_token)
-    process = subprocess.Popen(command, cwd=tmp_path, env=environ, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    try:
-        wait_listening(process, port, process.stdout.read)
-        assert call(port, "GET", "/v3/images", token=admin_token).json() == []
-    finally:
-        process.terminate()
-        process.communicate(timeout=TIMEOUT)
+def test_the_installed_package_serves_outside_a_checkout(spawn, database_url, admin_token, tmp_path, command):
+    process = spawn(database_url, command, cwd=tmp_path)
+    assert call(process.port, "GET", "/v3/images", token=admin_token).json() == []
 
 
 @pytest.mark.parametrize(
     "command",
-    [[str(Path(sys.executable).parent / "images-api")], [sys.executable, "-m", "images_api"], [sys.executable, "app.py"], [sys.executable, "-m", "images_api", "serve"]],
+    [[SCRIPTS / "images-api"], [sys.executable, "-m", "images_api"], [sys.executable, "app.py"], [sys.executable, "-m", "images_api", "serve"]],
 )
 def test_version(command):
-    done = subprocess.run([*command, "--version"], cwd=REPO, capture_output=True, text=True, timeout=TIMEOUT)
+    done = run_process([*command, "--version"])
     assert done.returncode == 0, done.stderr
     assert re.fullmatch(r"images-api \d+\.\d+\.\d+\n", done.stdout)
 
@@ -474,8 +413,6 @@ def test_version(command):
     ],
 )
 def test_a_bad_value_is_blamed_on_where_it_came_from(tmp_path, args, environ, message):
-    done = subprocess.run(
-        [sys.executable, str(REPO / "app.py"), *args], cwd=tmp_path, env=quiet_environ(**environ), capture_output=True, text=True, timeout=TIMEOUT
-    )
+    done = run_app_py(*args, cwd=tmp_path, **environ)
     assert done.returncode == 2
     assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr

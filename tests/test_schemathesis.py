@@ -9,15 +9,12 @@ what it found fixed.
 
 import json
 import re
-import subprocess
 import sys
 import urllib.error
 import urllib.request
 
 import pytest
-from support import ThreadServer
-
-from images_api import create_app
+from support import WWW_AUTHENTICATE, run_process
 
 SEED = 20240604
 #: Test cases per operation and phase: about 35 s for the whole run here.
@@ -25,11 +22,9 @@ MAX_EXAMPLES = 300
 
 
 @pytest.fixture
-def live_server(config):
+def live_server(serve):
     """The URL of the service (``TESTING`` off, as deployed) served by waitress on a free port."""
-    server = ThreadServer(create_app({**config, "TESTING": False}), threads=4)
-    yield f"http://127.0.0.1:{server.port}"
-    server.stop()
+    return f"http://127.0.0.1:{serve(threads=4).port}"
 
 
 def test_schemathesis_finds_nothing(live_server, admin_token, tmp_path):
@@ -57,7 +52,7 @@ def test_schemathesis_finds_nothing(live_server, admin_token, tmp_path):
         "--request-timeout", "30",
         "--no-color",
     ]  # fmt: skip
-    result = subprocess.run(command, cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    result = run_process(command, cwd=tmp_path, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "No issues found" in result.stdout, result.stdout
     # ... and it did test: all five operations, and sequences of them through the links.
@@ -73,7 +68,7 @@ def test_live_server_is_the_service(live_server):
         urllib.request.urlopen(f"{live_server}/v3/images")
     with caught.value as error:
         assert error.code == 401
-        assert error.headers["WWW-Authenticate"] == 'Bearer realm="images-api"'
+        assert error.headers["WWW-Authenticate"] == WWW_AUTHENTICATE
         assert list(json.load(error)) == ["message"]
 
 

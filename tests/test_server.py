@@ -8,17 +8,13 @@ import http.client
 import json
 import resource
 import socket
-import subprocess
-import sys
 import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
-from support import JSON, SERVER_THREADS, TIMEOUT, Reply, ThreadServer, call, image, kill, listing_at
+from support import JSON, SCRIPTS, SERVER_THREADS, TIMEOUT, WWW_AUTHENTICATE, Reply, call, image, listing_at, run_process
 
-from images_api import create_app
 from images_api.parsing import MAX_BODY
 
 THREADS = SERVER_THREADS
@@ -37,24 +33,6 @@ def in_parallel(jobs):
     with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
         futures = [pool.submit(job) for job in jobs]
         return [future.result(timeout=10 * TIMEOUT) for future in futures]
-
-
-# -- servers ---------------------------------------------------------------------------
-
-
-@pytest.fixture
-def serve(config):
-    """``serve()``: start a server for a new app on the test's database; stopped at teardown."""
-    servers = []
-
-    def start():
-        server = ThreadServer(create_app({**config, "TESTING": False}), threads=THREADS)
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
 
 
 @pytest.fixture
@@ -91,7 +69,7 @@ def test_a_200_survives_kill_9_the_next_instant(spawn, database_url, admin_token
     assert call(process.port, "POST", "/v3/image", image(id="ami-old"), token=admin_token).status == 200
     reply = call(process.port, method, path, body, token=admin_token)
     assert reply.status == 200, reply.data
-    kill(process)
+    process.kill()
 
     again = spawn(database_url)
     assert listing_at(again.port, admin_token) == expected
@@ -114,8 +92,7 @@ def from_every_thread(port, path, token):
 
 def images_api_command(*args):
     """Run the ``images-api`` console script in its own process; returns its stdout."""
-    script = Path(sys.executable).parent / "images-api"
-    done = subprocess.run([str(script), *args], capture_output=True, text=True, timeout=TIMEOUT)
+    done = run_process([SCRIPTS / "images-api", *args])
     assert done.returncode == 0, done.stderr
     return done.stdout.strip()
 
@@ -350,7 +327,7 @@ def test_wrong_method_is_405_json_with_allow(server):
 def test_no_credentials_is_401_json_with_challenge(server):
     reply = call(server.port, "GET", "/v3/images")
     assert_json_error(reply, 401)
-    assert reply.headers["WWW-Authenticate"] == 'Bearer realm="images-api"'
+    assert reply.headers["WWW-Authenticate"] == WWW_AUTHENTICATE
 
 
 def test_non_ascii_authorization_is_401(server):
@@ -366,9 +343,8 @@ def test_non_ascii_authorization_is_401(server):
     assert_json_error(reply, 401)
 
 
-def test_remote_user_header_does_not_authenticate_through_waitress(serve, config):
-    config["IMAGES_API_TRUST_REMOTE_USER"] = True
-    trusting = serve()
+def test_remote_user_header_does_not_authenticate_through_waitress(serve):
+    trusting = serve(IMAGES_API_TRUST_REMOTE_USER=True)
     assert_json_error(call(trusting.port, "GET", "/v3/images", headers={"Remote-User": "admin"}), 401)
     assert_json_error(call(trusting.port, "GET", "/v3/images", headers={"Remote_User": "admin"}), 401)
 
