@@ -16,6 +16,8 @@ import waitress
 
 from processes import TIMEOUT, free_port, listening, wait_serving, wait_until  # noqa: F401 (re-exported)
 
+from images_api.serve import WAITRESS_SETTINGS, use_channel
+
 JSON = "application/json"
 WWW_AUTHENTICATE = 'Bearer realm="images-api"'
 POLICIES = ("read_images", "create_image", "delete_image")
@@ -181,7 +183,9 @@ class ThreadServer:
     """A waitress server for ``app`` on a free port of 127.0.0.1, run in a thread."""
 
     def __init__(self, app, threads=8):
-        self.server = waitress.create_server(app, host="127.0.0.1", port=0, threads=threads)
+        # The settings and connection class app.py serves with (README: Settings).
+        self.server = waitress.create_server(app, host="127.0.0.1", port=0, threads=threads, **WAITRESS_SETTINGS)
+        use_channel(self.server)
         self.port = self.server.effective_port
         self.thread = threading.Thread(target=self.server.run, name=f"waitress-{self.port}", daemon=True)
         self.thread.start()
