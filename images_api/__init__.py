@@ -5,7 +5,7 @@ import os
 
 from flask import Flask
 
-from . import db, errors, health, logs, schema, settings, sqlite
+from . import db, errors, health, logs, opening, schema, settings, sqlite
 from .auth import first_start
 from .cli import user_cli
 from .models import User
@@ -36,7 +36,7 @@ def init_app(app, *, standalone=False):
         app.config.setdefault(key, value)
     logging.getLogger("images_api").setLevel(config.log_level)
     try:
-        database = db.open_database(config.database_url, config.threads)
+        database = opening.open_database(config.database_url, config.threads)
     except ValueError as error:
         # The value, not a setting's name: it may have come from a flag (--database).
         raise settings.SettingError(f"the database URL {settings.masked_url(config.database_url)!r}: {error}") from None
@@ -51,8 +51,8 @@ def init_app(app, *, standalone=False):
     # Closed again at once (a pool's too): a server that forks workers after
     # loading the app (gunicorn --preload) must not hand them a shared
     # connection.
-    with db.start_errors(database, config.database_url), app.app_context():
-        with db.closing_pool(database), database.connection_context():
+    with opening.start_errors(database, config.database_url), app.app_context():
+        with opening.closing_pool(database), database.connection_context():
             schema.ensure_current(database, config.auto_upgrade)
             sqlite.remember_file(database)
             if config.create_admin:

@@ -13,7 +13,7 @@ from flask.cli import AppGroup, ScriptInfo, with_appcontext
 from peewee import PeeweeException
 from playhouse.pool import MaxConnectionsExceeded
 
-from . import db, failures, schema, serve, settings, transfer
+from . import failures, opening, schema, serve, settings, transfer
 from .auth import POLICIES, USER_NAME, add_user, check_policies, hash_token, new_token
 from .db import database
 from .models import User
@@ -200,8 +200,8 @@ def schema_command(name):
         def command():
             url = command_url()
             try:
-                database = db.open_database(url, 1)
-                with db.start_errors(database, url), database.connection_context():
+                database = opening.open_database(url, 1)
+                with opening.start_errors(database, url), database.connection_context():
                     function(database)
             except (SettingError, ValueError, schema.SchemaError) as error:
                 raise CommandError(str(error)) from None

@@ -41,5 +41,5 @@ class MySQLPool(PooledMySQLDatabase):
         return False
 
 
-#: URL scheme -> pool class, for the schemes ``db.open_database`` takes.
+#: URL scheme -> pool class, for the schemes ``opening.open_database`` takes.
 POOLS = {"postgres+pool": PostgresqlPool, "postgresql+pool": PostgresqlPool, "mysql+pool": MySQLPool}

@@ -11,7 +11,7 @@ import os
 import pytest
 from click.testing import CliRunner
 
-from images_api import create_app, db
+from images_api import create_app, opening
 from images_api.cli import main
 from servers import SERVER_BACKENDS, Relay, ServerDatabase
 from support import APP_PY, REPO, SEED, SERVER_THREADS, ThreadServer, assert_error, listing, quiet_environ, start_server, wait_for
@@ -81,14 +81,14 @@ def relay(server_database):
 def close_pools(monkeypatch):
     """Close the pools of the apps a test built, so that a run never holds more connections than one test."""
     opened = []
-    open_database = db.open_database
+    open_database = opening.open_database
 
     def recording(*args, **kwargs):
         database = open_database(*args, **kwargs)
         opened.append(database)
         return database
 
-    monkeypatch.setattr(db, "open_database", recording)
+    monkeypatch.setattr(opening, "open_database", recording)
     yield
     for database in opened:
         if database.pooled:

@@ -10,7 +10,7 @@ from conftest import ADMIN_TOKEN, SERVER_URLS
 from servers import ServerDatabase
 from support import SEED, call, image, wait_for
 
-from images_api import create_app, db, schema
+from images_api import create_app, opening, schema
 from images_api.auth import hash_token
 from images_api.cli import main
 from images_api.settings import SettingError
@@ -46,7 +46,7 @@ def new_database_fixture(database_url):
 
 def new_database(database_url):
     """Drop every table of ``database_url``; returns it."""
-    database = db.open_database(database_url, 1)
+    database = opening.open_database(database_url, 1)
     with database.connection_context():
         drop_tables(database)
     if database.pooled:
@@ -57,7 +57,7 @@ def new_database(database_url):
 @pytest.fixture
 def old_database(database_url):
     """``database_url`` made as images-api 3.0.0 left it: its two tables, no history, an image and a user."""
-    database = db.open_database(database_url, 1)
+    database = opening.open_database(database_url, 1)
     with database.connection_context():
         drop_tables(database)
         migration("0001_initial").up(None, database)
@@ -77,7 +77,7 @@ def old_database(database_url):
 
 def history(database_url):
     """The names in the database's migration history, in order, each as often as it was recorded."""
-    database = db.open_database(database_url, 1)
+    database = opening.open_database(database_url, 1)
     with database.connection_context():
         names = [row[0] for row in database.execute_sql(f"SELECT name FROM {schema.HISTORY} ORDER BY name")]
     if database.pooled:
@@ -130,7 +130,7 @@ def test_auto_upgrade_off_refuses_an_old_database_naming_the_command(old_databas
 
 def test_a_database_newer_than_the_code_is_refused_in_one_line(database_url, config):
     create_app(config)
-    database = db.open_database(database_url, 1)
+    database = opening.open_database(database_url, 1)
     with database.connection_context():
         database.execute_sql(f"INSERT INTO {schema.HISTORY} (name, applied) VALUES ('9999_from_the_future', {database.param})", ("2030-01-01 00:00:00",))
     if database.pooled:

@@ -13,7 +13,7 @@ import peewee
 import pytest
 from support import PORT, REPO, SCRIPTS, TIMEOUT, call, free_port, run_process, wait_serving, wait_until
 
-from images_api import create_app, db
+from images_api import create_app, opening
 from images_api.logs import BatchedStreamHandler, EveryMinute
 from images_api.settings import SettingError, masked_url
 
@@ -258,7 +258,7 @@ def test_a_malformed_url_never_shows_its_password(url):
 
 @pytest.mark.parametrize("scheme", ["postgresql", "mysql"])
 def test_a_percent_encoded_user_and_password_reach_the_driver_decoded(scheme):
-    params = db.open_database(f"{scheme}://us%40er:p%40ss%2Fw%23rd%21@h/db").connect_params
+    params = opening.open_database(f"{scheme}://us%40er:p%40ss%2Fw%23rd%21@h/db").connect_params
     assert (params["user"], params["password"]) == ("us@er", "p@ss/w#rd!")
 
 

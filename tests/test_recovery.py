@@ -5,7 +5,7 @@ from peewee import PostgresqlDatabase
 from servers import kill_sessions
 from support import ROUTES, SEED, assert_error, route_params, wait_until
 
-from images_api import create_app, db
+from images_api import create_app, opening
 
 pytestmark = pytest.mark.server_only
 
@@ -64,7 +64,7 @@ def test_a_new_app_leaves_no_connection_open(config, server_database):
 @pytest.fixture
 def short_deadline(monkeypatch):
     """The write deadline is one second for the apps the test builds."""
-    monkeypatch.setattr(db, "WRITE_DEADLINE", 1)
+    monkeypatch.setattr(opening, "WRITE_DEADLINE", 1)
 
 
 def test_a_lock_held_past_the_deadline_is_503_busy_then_writes_go_through(short_deadline, config, admin_headers, server_database):

@@ -9,7 +9,7 @@ import pytest
 
 from support import call
 
-from images_api import db
+from images_api import opening
 from images_api.state import api_state
 
 pytestmark = pytest.mark.sqlite_only  # SQLite's own behaviour, or not about the database
@@ -77,13 +77,13 @@ def test_a_write_refused_its_turn_gives_back_what_it_took(app, client, admin_hea
 def test_sqlite_waits_the_whole_write_deadline_for_a_lock_held_elsewhere(app):
     database = api_state(app).database
     with app.app_context(), database.connection_context():
-        assert database.execute_sql("PRAGMA busy_timeout").fetchone()[0] == db.WRITE_DEADLINE * 1000
+        assert database.execute_sql("PRAGMA busy_timeout").fetchone()[0] == opening.WRITE_DEADLINE * 1000
 
 
 def test_while_a_lock_held_elsewhere_keeps_writers_waiting_reads_and_health_are_answered(serve, admin_token, monkeypatch, database_url, caplog):
     """More writers than threads wait on a lock held by another process: one thread stays free, and each
     writer's whole wait, for this process's turn and SQLite's lock, is one deadline (README: Storage)."""
-    monkeypatch.setattr(db, "WRITE_DEADLINE", 4)
+    monkeypatch.setattr(opening, "WRITE_DEADLINE", 4)
     server = serve(threads=4, IMAGES_API_THREADS=4)
     # APSW, as the service: another copy of SQLite in this process would not see its locks (README: Storage).
     holder = apsw.Connection(database_url.removeprefix("sqlite:///"))
@@ -102,7 +102,7 @@ def test_while_a_lock_held_elsewhere_keeps_writers_waiting_reads_and_health_are_
         assert call(server.port, "GET", "/v3/images", token=admin_token).status == 200
         assert call(server.port, "GET", "/healthz").status == 200
         answered_before = [float(m) / 1000 for m in re.findall(r"POST /v3/image 503 ([0-9.]+)ms", caplog.text)]
-        assert all(wait < db.WRITE_DEADLINE / 2 for wait in answered_before), answered_before
+        assert all(wait < opening.WRITE_DEADLINE / 2 for wait in answered_before), answered_before
         for thread in writers:
             thread.join()
     finally:
@@ -111,4 +111,4 @@ def test_while_a_lock_held_elsewhere_keeps_writers_waiting_reads_and_health_are_
     assert results == [503] * 8
     # Each writer's wait as the server measured it (the access line), not its time queued for a thread.
     waits = [float(m) / 1000 for m in re.findall(r"POST /v3/image 503 ([0-9.]+)ms", caplog.text)]
-    assert len(waits) == 8 and max(waits) < 2 * db.WRITE_DEADLINE  # not the turn's deadline and then SQLite's
+    assert len(waits) == 8 and max(waits) < 2 * opening.WRITE_DEADLINE  # not the turn's deadline and then SQLite's
