@@ -63,9 +63,12 @@ class Channel(HTTPChannel):
     Flask under 8 connections from 2,900 requests a second to 470, and cost
     each GIL hand-over of the API's own (a database query, a ``stat``) the
     most (bench/README.md). Closing connections are watched as before.
+    Written against waitress 3.0 (``setup.cfg`` keeps it below 4);
+    tests/test_waitress_channel.py checks what the loop must still do.
     """
 
     def writable(self):
+        """Whether the loop should wait for the socket to take bytes: as waitress says, unless a worker holds the output."""
         if not super().writable():
             return False
         if self.will_close or self.close_when_flushed:

@@ -90,7 +90,7 @@ def list_images(query):
     if etag is not None and (unchanged := not_modified(etag)):
         return unchanged
     # Each image as JSON, written by the database (images_api/listing.py).
-    images = Image.select(Image.id, SQL(listing.image_object(database.obj))).order_by(Image.id)
+    images = Image.select(Image.id, SQL(listing.image_object(database.obj)).alias("obj")).order_by(Image.id)
     if "provider" in query:
         images = images.where(Image.provider == query["provider"])
     if "marker" in query:
@@ -98,12 +98,13 @@ def list_images(query):
     limit = query.get("limit")
     if limit:
         # One row past the page tells whether another page follows.
-        images = images.limit(limit + 1)
-    rows = database.execute(images).fetchall()  # (id, JSON text) of each image
-    response = current_app.response_class(listing.body(text for _, text in rows[:limit]), mimetype=current_app.json.mimetype)
+        rows = database.execute(images.limit(limit + 1)).fetchall()  # (id, JSON text) of each image
+        objects, last = [text for _, text in rows[:limit]], rows[limit - 1][0] if len(rows) > limit else None
+    else:
+        objects, last = listing.every_object(database.obj, images), None
+    response = current_app.response_class(listing.body(objects), mimetype=current_app.json.mimetype)
     following = b""
-    if limit and len(rows) > limit:
-        last = rows[limit - 1][0]
+    if last is not None:
         next_url = url_for(".list_images", _external=True, **{**query, "marker": last})
         response.headers["Link"] = f'<{next_url}>; rel="next"'
         following = b"\n" + last.encode()
