@@ -413,6 +413,7 @@ def test_version(command):
     ],
 )
 def test_a_bad_value_is_blamed_on_where_it_came_from(tmp_path, args, environ, message):
-    done = run_app_py(*args, cwd=tmp_path, **environ)
+    # A free port, so that a bad database is blamed even while something holds 8080.
+    done = run_app_py(*args, cwd=tmp_path, **{"IMAGES_API_PORT": str(free_port()), **environ})
     assert done.returncode == 2
     assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr
