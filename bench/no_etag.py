@@ -6,11 +6,11 @@ Not a way to serve images-api, and not a proposed change: ``bench/run.py``
 runs it beside ``app.py``, taking turns, to measure what the ETag costs
 ``GET /v3/image/<id>`` (bench/README.md, "Conditional requests"). It runs
 ``app.py`` of this checkout as ``python app.py`` would, with the same
-arguments, after replacing three names in ``images_api.views``, in this
+arguments, after replacing two names in ``images_api.views``, in this
 process only, the package's files untouched:
 
-- ``validated(response, etag)`` returns ``response`` as it is, and
-  ``validators(etag)`` no headers: no ``ETag``, no ``Cache-Control``, never a 304;
+- ``validated(response, etag)`` returns ``response`` as it is: no ``ETag``, no
+  ``Cache-Control``, never a 304;
 - ``etag_of(body)`` returns a constant: the body is not hashed.
 
 Everything else is the service as shipped, down to ``show_image`` making the
@@ -31,18 +31,13 @@ sys.path.insert(0, str(ROOT))
 
 from images_api import views  # noqa: E402
 
-PATCHED = ("validated", "validators", "etag_of")
+PATCHED = ("validated", "etag_of")
 CONSTANT_ETAG = "0" * 32
 
 
 def unvalidated(response, etag):
     """``response`` unchanged: what ``GET`` would send with no validators at all."""
     return response
-
-
-def no_validators(etag):
-    """No headers: what ``GET`` would send with no validators at all."""
-    return []
 
 
 def constant_etag(body):
@@ -57,7 +52,6 @@ def main():
         print(f"no_etag: images_api.views has no {', '.join(missing)}; update bench/no_etag.py", file=sys.stderr)
         sys.exit(2)
     views.validated = unvalidated
-    views.validators = no_validators
     views.etag_of = constant_etag
     # As a script, whatever app.py does to start: it finds the views patched,
     # as they are already imported.

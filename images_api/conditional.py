@@ -31,14 +31,9 @@ def not_modified(etag):
     return response
 
 
-def validators(etag):
-    """The headers of a 200 to ``GET`` or ``HEAD`` whose body has ``etag``: ``ETag`` and ``Cache-Control``."""
-    return [("ETag", f'"{etag}"'), ("Cache-Control", CACHE_CONTROL)]  # a hex ETag needs no escaping
-
-
 def validated(response, etag):
     """``response``, a 200 to ``GET`` or ``HEAD`` whose body has ``etag``, with its validators; or the 304 that replaces it."""
-    response.headers.extend(validators(etag))
+    response.headers.extend([("ETag", f'"{etag}"'), ("Cache-Control", CACHE_CONTROL)])  # a hex ETag needs no escaping
     return not_modified(etag) or response
 
 

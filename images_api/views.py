@@ -6,7 +6,7 @@ from peewee import SQL, IntegrityError
 
 from . import db, errors, listing, openapi
 from .auth import policy_required
-from .conditional import check_preconditions, etag_of, not_modified, validated, validators
+from .conditional import check_preconditions, etag_of, not_modified, validated
 from .db import database, lookup, write_transaction
 from .models import Image
 from .state import current_api
@@ -156,7 +156,7 @@ def show_image(image_id, query):
         kept = (body, etag_of(body))
         db.keep(("image", image_id), kept)
     body, etag = kept
-    return not_modified(etag) or current_app.response_class(body, headers=validators(etag), mimetype=current_app.json.mimetype)
+    return validated(current_app.response_class(body, mimetype=current_app.json.mimetype), etag)
 
 
 @bp.put("/image/<image_id>", merge_slashes=False)
