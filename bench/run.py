@@ -1084,19 +1084,21 @@ def print_report(report):
         print("| " + " | ".join(cells) + " |")
         if n == 0:
             print("|" + "|".join("-" * (width + 2) if i == 0 else "-" * (width + 1) + ":" for i, width in enumerate(widths)) + "|")
-    print("\nBudgets (exit status 1 when one is missed); median (min-max) of the rounds' ratios:")
-    for budget in report["budgets"]:
-        print(f"  {budget['status'].replace('missed', 'MISSED'):12} {budget['name']}: {budget['figures']}")
-    print("\nGoals (reported, not budgeted):")
-    for goal in report["goals"]:
-        print(f"  {goal['status']:12} {goal['name']}: {goal['figures']}")
-    print("\nAlso:")
-    for note in report["notes"]:
-        print(f"  {note}")
-    print("\nMachine:")
-    for line in report["machine_lines"]:
-        print(f"  {line}")
-    print(f"  waitress, as app.py builds it (bench/bare.py): {json.dumps(report['waitress'], sort_keys=True)}")
+    sections = {
+        "Budgets (exit status 1 when one is missed); median (min-max) of the rounds' ratios:": [
+            f"{budget['status'].replace('missed', 'MISSED'):12} {budget['name']}: {budget['figures']}" for budget in report["budgets"]
+        ],
+        "Goals (reported, not budgeted):": [f"{goal['status']:12} {goal['name']}: {goal['figures']}" for goal in report["goals"]],
+        "Also:": report["notes"],
+        "Machine:": [
+            *report["machine_lines"],
+            f"waitress, as app.py builds it (bench/bare.py): {json.dumps(report['waitress'], sort_keys=True)}",
+        ],
+    }
+    for title, lines in sections.items():
+        print(f"\n{title}")
+        for line in lines:
+            print(f"  {line}")
 
 
 if __name__ == "__main__":
