@@ -75,6 +75,7 @@ def health():
         return DiskFull()
     try:
         connect()
+        check_file(database.obj, every_time=True)
         database.execute_sql(f"SELECT COUNT(*) FROM {HISTORY}").fetchone()
     except (peewee.PeeweeException, MaxConnectionsExceeded) as error:
         return failure(error) or DatabaseUnavailable()
@@ -159,6 +160,9 @@ def write_transaction():
                 yield
         else:
             with db.write_turn.taken(db):
+                # With the write lock held: the file this write goes to is
+                # the one the service opened, checked every time.
+                check_file(db, every_time=True)
                 yield
     except peewee.PeeweeException as error:
         db.full = db.full or isinstance(failure(error), DiskFull)

@@ -111,6 +111,7 @@ def open_database(url, connections=4):
     db.full = False  # a write failed on a full disk, and none has gone through since: see health()
     db.file = None  # (path, device, inode) of the SQLite file, once open: see check_file()
     db.wal_files = None  # per thread: its connection and the -wal file it found, in WAL mode
+    db.file_trusted_until = 0.0  # time.monotonic() until which reads skip check_file()
     sqlite = isinstance(db, peewee.SqliteDatabase) and not db.pooled
     db.write_turn = WriteTurn(connections, WRITE_DEADLINE) if sqlite else None
     db.lookup_sql = {}  # (model, field name) -> SQL, see lookup()

@@ -50,20 +50,34 @@ def remember_file(db):
             db.wal_files = threading.local()
 
 
-def check_file(db):
+#: Seconds a read goes on trusting the files ``check_file`` last found in
+#: place. Each look is two ``stat`` calls, and each lets go of the GIL:
+#: about a tenth of GET one's throughput under load (bench/README.md).
+#: Writes look every time.
+FILE_RECHECK = 0.1
+
+
+def check_file(db, every_time=False):
     """Raise ``DatabaseUnavailable`` when the SQLite file ``db`` opened, or its -wal file, was deleted or replaced.
 
     Writes would go on succeeding into the old file, and all be gone at the
     next start (README: Storage). Called with this thread's connection open:
     SQLite keeps a -wal file for as long as a connection is, so the one this
-    connection found when it opened must still be there.
+    connection found when it opened must still be there. Looks at the files
+    on a connection's first request, ``every_time`` (in a write's
+    transaction, for ``/healthz``) and otherwise once ``FILE_RECHECK``
+    seconds have passed since they were last found in place.
     """
     if db.file is None:
+        return
+    seen, connection = db.wal_files, db.connection()
+    known = seen is None or getattr(seen, "connection", None) is connection
+    if known and not every_time and time.monotonic() < db.file_trusted_until:
         return
     path, device, inode = db.file
     try:
         status = os.stat(path)
-        wal = os.stat(path + "-wal") if db.wal_files is not None else None
+        wal = os.stat(path + "-wal") if seen is not None else None
     except OSError:
         status = None
     if status is None or (status.st_dev, status.st_ino) != (device, inode):
@@ -71,13 +85,13 @@ def check_file(db):
             "The database file was deleted or replaced since the service opened it; restart the service."
         )
     if wal is not None:
-        seen, connection = db.wal_files, db.connection()
-        if getattr(seen, "connection", None) is not connection:
+        if not known:
             seen.connection, seen.wal = connection, (wal.st_dev, wal.st_ino)
         elif seen.wal != (wal.st_dev, wal.st_ino):
             raise DatabaseUnavailable(
                 "The database's -wal file was deleted or replaced since the service opened it; restart the service."
             )
+    db.file_trusted_until = time.monotonic() + FILE_RECHECK
 
 
 class ReadRows(threading.local):

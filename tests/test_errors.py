@@ -20,6 +20,7 @@ from support import BODY_ROUTES, ITEM_ROUTES, JSON, NEW, POLICIES, ROUTES, SEED,
 from werkzeug.test import EnvironBuilder
 from werkzeug.wrappers import Request
 
+from images_api import sqlite
 from images_api.parsing import MAX_BODY
 from images_api.state import api_state
 
@@ -381,13 +382,29 @@ def overwritten(path):
 
 @pytest.mark.sqlite_only
 @pytest.mark.parametrize("change", [deleted, replaced_by_another, wal_deleted, wal_deleted_and_made_anew, overwritten])
-def test_a_database_file_changed_under_the_service_is_503_and_takes_no_write(client, admin_headers, database_file, change):
+def test_a_database_file_changed_under_the_service_is_503_and_takes_no_write(client, admin_headers, database_file, change, monkeypatch):
+    monkeypatch.setattr(sqlite, "FILE_RECHECK", 0.0)  # reads look at the file every time, as writes always do
     assert client.post("/v3/image", json=SEED, headers=admin_headers).status_code == 200
     change(database_file)
     for route in ROUTES:
         body = assert_error(route.open(client, admin_headers), 503)
         assert "database" in body["message"]
     assert_error(client.get("/healthz"), 503)
+
+
+@pytest.mark.sqlite_only
+@pytest.mark.parametrize("change", [deleted, replaced_by_another, wal_deleted])
+def test_writes_and_health_look_at_the_file_every_time_reads_once_per_interval(client, admin_headers, database_file, change, monkeypatch):
+    """README: Storage. Reads trust the files found in place for ``FILE_RECHECK`` seconds, here an hour."""
+    monkeypatch.setattr(sqlite, "FILE_RECHECK", 3600.0)
+    assert client.post("/v3/image", json=SEED, headers=admin_headers).status_code == 200
+    assert client.get("/v3/image/ami-seed", headers=admin_headers).status_code == 200  # the files were found in place
+    change(database_file)
+    assert client.get("/v3/images", headers=admin_headers).get_json() == [SEED]  # from the file the service opened
+    for route in BODY_ROUTES + (ROUTES[-1],):  # every write
+        assert "database" in assert_error(route.open(client, admin_headers), 503)["message"]
+    assert_error(client.get("/healthz"), 503)
+    assert client.get("/v3/image/ami-seed", headers=admin_headers).get_json() == SEED  # the write took nothing
 
 
 @pytest.mark.sqlite_only
