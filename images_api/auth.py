@@ -109,8 +109,8 @@ def authenticate():
     the server names the user and ``Authorization`` is ignored; a name not in
     the user table is 403. Otherwise Bearer or Basic (name, token) is required.
     """
-    settings = current_api.settings
-    remote_user = request.environ.get("REMOTE_USER") if settings.trust_remote_user else None
+    this = request._get_current_object()  # read once: each read through the proxy finds it again
+    remote_user = this.environ.get("REMOTE_USER") if current_api.settings.trust_remote_user else None
     if remote_user:
         name = utf8(remote_user)
         setattr(g, USER, name or remote_user)
@@ -119,7 +119,7 @@ def authenticate():
             abort(403, f"User {name or remote_user!r} is not an images-api user.")
         return user
 
-    header = request.headers.get("Authorization", "")
+    header = this.headers.get("Authorization", "")
     # The user these credentials named, kept on SQLite until the database
     # changes (sqlite.ReadRows): a reset token fails at once. Kept by the
     # header's hash, as tokens are stored.
@@ -131,7 +131,7 @@ def authenticate():
     # raises on one instead of returning None.
     if not header.isascii():
         raise BearerChallenge("The Authorization header is not ASCII.")
-    credentials = request.authorization
+    credentials = this.authorization
     if credentials is None:
         raise BearerChallenge()
     if credentials.type == "bearer":

@@ -72,10 +72,11 @@ def routing_errors_where(is_api_path):
     """
 
     def routing_error():
-        if not is_api_path(request.path):
+        this = request._get_current_object()  # read once: each read through the proxy finds it again
+        if not is_api_path(this.path):
             return None
-        error = request.routing_exception
-        if error is None and rewritten_target():
+        error = this.routing_exception
+        if error is None and rewritten_target(this.environ):
             error = NotFound()
         if error is None:
             return None
@@ -86,8 +87,8 @@ def routing_errors_where(is_api_path):
     return routing_error
 
 
-def rewritten_target():
-    """Whether the server changed the request target before the app saw it (README: Errors).
+def rewritten_target(environ):
+    """Whether the server changed the target of the request with ``environ`` before the app saw it (README: Errors).
 
     waitress drops a path's leading slashes after the first (``//v3/images``)
     and, through ``urlsplit``, tabs and newlines, in the path and the query
@@ -96,7 +97,6 @@ def rewritten_target():
     must end the one sent, and not after a slash. A prefix before it (a
     mount, a proxy's) is another's business.
     """
-    environ = request.environ
     raw = environ.get("REQUEST_URI")
     if raw is None:  # a server that does not say
         return False

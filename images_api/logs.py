@@ -36,34 +36,41 @@ def printable(text):
     return json.dumps(text)[1:-1]
 
 
-def logged_path():
-    """The request's path (under its mount prefix, as the client sent it) and query, unknown parameters' values masked."""
-    path = request.script_root + request.path
-    if not request.query_string:  # most requests: nothing to parse
+def logged_path(this):
+    """The path of ``this`` request (under its mount prefix, as the client sent it) and query, unknown parameters' values masked."""
+    path = this.script_root + this.path
+    if not this.query_string:  # most requests: nothing to parse
         return path
     query = "&".join(
-        f"{key}={value if key in LOGGED_PARAMETERS else '***'}" for key, value in request.args.items(multi=True)
+        f"{key}={value if key in LOGGED_PARAMETERS else '***'}" for key, value in this.args.items(multi=True)
     )
     return f"{path}?{query}"
 
 
+#: Key in ``flask.g`` of when the request started (``time.perf_counter()``).
+STARTED = "images_api_started"
+
+
 def start_timer():
     """Before-request hook: note when the request started."""
-    g.images_api_started = time.perf_counter()
+    setattr(g, STARTED, time.perf_counter())
 
 
 def log_access(response):
     """After-request hook: log the request on ``images_api.access``, when it is the API's."""
-    started = g.get("images_api_started")
-    if started is None or not access_logger.isEnabledFor(logging.INFO):
+    if not access_logger.isEnabledFor(logging.INFO):
         return response
-    if not (current_api.standalone or is_api_path(request.path)):
+    # Each read through ``request`` or ``g`` finds the context again: read
+    # once each, the line costs two fifths less than with eight reads.
+    this, values = request._get_current_object(), g._get_current_object()
+    started = values.get(STARTED)
+    if started is None or not (is_api_path(this.path) or current_api.standalone):
         return response
-    user = g.get(USER)
+    user = values.get(USER)
     access_logger.info(
         "%s %s %d %.1fms user=%s",
-        request.method,
-        printable(logged_path()),
+        this.method,
+        printable(logged_path(this)),
         response.status_code,
         (time.perf_counter() - started) * 1000,
         printable(user) if user is not None else "-",

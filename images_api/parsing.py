@@ -45,18 +45,18 @@ def strict_loads(text):
 JSON_RANGES = {JSON: 2, "application/*": 1, "*/*": 0}
 
 
-def accepts_json():
-    """Whether the ``Accept`` header admits ``application/json`` with q > 0.
+def accepts_json(this):
+    """Whether the ``Accept`` header of ``this`` request admits ``application/json`` with q > 0.
 
     No header, or an empty one, accepts anything. The most specific range
     decides (``application/json;q=0, */*`` refuses). Parameters are ignored:
     werkzeug would not match ``application/json; charset=utf-8`` to our
     ``application/json``, though a client sending it plainly wants JSON.
     """
-    if not request.headers.get("Accept", "").strip():
+    if not this.headers.get("Accept", "").strip():
         return True
     specificity, quality = -1, 0
-    for value, q in request.accept_mimetypes:
+    for value, q in this.accept_mimetypes:
         rank = JSON_RANGES.get(value.partition(";")[0].strip().lower(), -1)
         if rank > specificity:
             specificity, quality = rank, q
@@ -96,14 +96,14 @@ def read_json_object():
     return document
 
 
-def read_query():
-    """The query string as a dict of strings; ``ValidationError`` naming any parameter given twice."""
-    if not request.query_string:  # most requests: nothing to parse
+def read_query(this):
+    """The query string of ``this`` request as a dict of strings; ``ValidationError`` naming any parameter given twice."""
+    if not this.query_string:  # most requests: nothing to parse
         return {}
-    repeated = {key: ["Given more than once."] for key, values in request.args.lists() if len(values) > 1}
+    repeated = {key: ["Given more than once."] for key, values in this.args.lists() if len(values) > 1}
     if repeated:
         raise ValidationError(repeated)
-    return request.args.to_dict()
+    return this.args.to_dict()
 
 
 def parse(query, body=None):
@@ -117,10 +117,11 @@ def parse(query, body=None):
     def decorator(view):
         @functools.wraps(view)
         def wrapped(*args, **kwargs):
-            if not accepts_json():
+            this = request._get_current_object()  # read once: each read through the proxy finds it again
+            if not accepts_json(this):
                 abort(406, "This API answers only 'application/json'; the Accept header excludes it.")
             document = read_json_object() if body is not None else None
-            raw_query = read_query()
+            raw_query = read_query(this)
             # An empty query loads to {} under every query schema (none has a
             # default); skipping marshmallow then is a tenth of a GET.
             kwargs["query"] = current_api.schema(query).load(raw_query) if raw_query else {}
