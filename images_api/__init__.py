@@ -46,7 +46,8 @@ def init_app(app, *, standalone=False):
     app.before_request(logs.start_timer)
     app.before_request(errors.routing_errors_where(is_api_path))
     app.after_request(logs.log_access)
-    app.teardown_request(db.release)
+    if database.pooled:  # SQLite keeps each thread's connection: nothing to give back
+        app.teardown_request(db.release)
     app.cli.add_command(user_cli)
     # Closed again at once (a pool's too): a server that forks workers after
     # loading the app (gunicorn --preload) must not hand them a shared

@@ -59,9 +59,9 @@ def connect():
 
 
 def release(exc=None):
-    """Teardown hook: give a pooled connection back to the pool (one the server closed is dropped)."""
+    """Teardown hook of a pooled database: give the connection back to the pool (one the server closed is dropped)."""
     db = api_state(current_app).database
-    if db.pooled and not db.is_closed():
+    if not db.is_closed():
         db.close()
 
 
