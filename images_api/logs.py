@@ -21,8 +21,8 @@ from .views import is_api_path
 access_logger = logging.getLogger("images_api.access")
 
 
-#: Query parameters whose values the access log may show; any other value
-#: (a token sent by mistake as ``?access_token=``) is masked.
+#: Query parameters the access log may show; any other, name and value, is
+#: masked (a token sent by mistake as ``?access_token=TOKEN`` or ``?TOKEN``).
 LOGGED_PARAMETERS = {"provider", "limit", "marker"}
 MAX_LOGGED = 512  # characters of a path or name kept in a log line
 
@@ -37,12 +37,13 @@ def printable(text):
 
 
 def logged_path(this):
-    """The path of ``this`` request (under its mount prefix, as the client sent it) and query, unknown parameters' values masked."""
+    """The path of ``this`` request (under its mount prefix, as the client sent it) and query, unknown parameters masked."""
     path = this.script_root + this.path
     if not this.query_string:  # most requests: nothing to parse
         return path
+    # An unknown parameter is masked whole: a token sent by mistake may be its name (?TOKEN).
     query = "&".join(
-        f"{key}={value if key in LOGGED_PARAMETERS else '***'}" for key, value in this.args.items(multi=True)
+        f"{key}={value}" if key in LOGGED_PARAMETERS else "***" for key, value in this.args.items(multi=True)
     )
     return f"{path}?{query}"
 

@@ -32,8 +32,9 @@ def test_access_log_line_names_request_and_user_but_no_secret(client, admin_head
     client.get("/nowhere")
     client.delete("/v3/image/ami-1", headers=auth(reader))
     client.get("/v3/images?access_token=leaked-by-mistake&limit=2", headers=admin_headers)
+    client.get(f"/v3/images?{admin_token}", headers=admin_headers)
     lines = [record.getMessage() for record in caplog.records if record.name == "images_api.access"]
-    assert len(lines) == 6, lines
+    assert len(lines) == 7, lines
     method, path, status, duration, user = lines[0].split()
     assert (method, path, status, user) == ("POST", "/v3/image", "200", "user=admin")
     assert duration.endswith("ms") and float(duration[:-2]) >= 0
@@ -41,7 +42,8 @@ def test_access_log_line_names_request_and_user_but_no_secret(client, admin_head
     assert lines[2].split()[2:] == ["401", lines[2].split()[3], "user=-"]
     assert lines[3].split()[:3] == ["GET", "/nowhere", "404"]
     assert lines[4].split()[::4] == ["DELETE", "user=reader"] and " 403 " in lines[4]
-    assert lines[5].split()[1] == "/v3/images?access_token=***&limit=2"
+    assert lines[5].split()[1] == "/v3/images?***&limit=2"
+    assert lines[6].split()[1:3] == ["/v3/images?***", "400"]
     logged = "\n".join(lines)
     assert admin_token not in logged
     assert "body-marker-name" not in logged
