@@ -43,30 +43,44 @@ def iso_datetime(cursor, number, value):
 def remember_file(db):
     """Note which file ``db`` (SQLite, connected) is, so that a deleted or replaced one is noticed."""
     if isinstance(db, peewee.SqliteDatabase) and not db.database.startswith("file:"):
-        status = os.stat(db.database)
-        db.file = (db.database, status.st_dev, status.st_ino)
-        # In WAL mode the -wal file exists as long as a connection is open.
+        db.file = (db.database, *identity(db.database))
+        # In WAL mode the -wal and -shm files exist as long as a connection is open.
         if os.path.exists(db.database + "-wal"):
             db.wal_files = threading.local()
 
 
+def identity(path):
+    """``(device, inode)`` of the file at ``path``; None when there is none (``OSError`` from ``os.stat`` taken as none)."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return status.st_dev, status.st_ino
+
+
+#: The files SQLite keeps beside the database in WAL mode: the log, and the
+#: index into it that every connection to the file shares.
+WAL_FILES = ("-wal", "-shm")
+
 #: Seconds a read goes on trusting the files ``check_file`` last found in
-#: place. Each look is two ``stat`` calls, and each lets go of the GIL:
-#: about a tenth of GET one's throughput under load (bench/README.md).
-#: Writes look every time.
+#: place. Each look is a ``stat`` call for each file, and each lets go of
+#: the GIL: about a tenth of GET one's throughput under load
+#: (bench/README.md). Writes look every time.
 FILE_RECHECK = 0.1
 
 
 def check_file(db, every_time=False):
-    """Raise ``DatabaseUnavailable`` when the SQLite file ``db`` opened, or its -wal file, was deleted or replaced.
+    """Raise ``DatabaseUnavailable`` when the SQLite file ``db`` opened, its -wal or its -shm file, was deleted or replaced.
 
     Writes would go on succeeding into the old file, and all be gone at the
-    next start (README: Storage). Called with this thread's connection open:
-    SQLite keeps a -wal file for as long as a connection is, so the one this
-    connection found when it opened must still be there. Looks at the files
-    on a connection's first request, ``every_time`` (in a write's
-    transaction, for ``/healthz``) and otherwise once ``FILE_RECHECK``
-    seconds have passed since they were last found in place.
+    next start; a new -shm file lets another process write into the log
+    over this one's commits (README: Storage). Called with this thread's
+    connection open: SQLite keeps the -wal and -shm files for as long as a
+    connection is, so the ones this connection found when it opened must
+    still be there. Looks at the files on a connection's first request,
+    ``every_time`` (in a write's transaction, for ``/healthz``) and
+    otherwise once ``FILE_RECHECK`` seconds have passed since they were
+    last found in place.
     """
     if db.file is None:
         return
@@ -75,22 +89,19 @@ def check_file(db, every_time=False):
     if known and not every_time and time.monotonic() < db.file_trusted_until:
         return
     path, device, inode = db.file
-    try:
-        status = os.stat(path)
-        wal = os.stat(path + "-wal") if seen is not None else None
-    except OSError:
-        status = None
-    if status is None or (status.st_dev, status.st_ino) != (device, inode):
+    if identity(path) != (device, inode):
         raise DatabaseUnavailable(
             "The database file was deleted or replaced since the service opened it; restart the service."
         )
-    if wal is not None:
-        if not known:
-            seen.connection, seen.wal = connection, (wal.st_dev, wal.st_ino)
-        elif seen.wal != (wal.st_dev, wal.st_ino):
-            raise DatabaseUnavailable(
-                "The database's -wal file was deleted or replaced since the service opened it; restart the service."
-            )
+    if seen is not None:
+        found = tuple(identity(path + suffix) for suffix in WAL_FILES)
+        if not known and None not in found:
+            seen.connection, seen.found = connection, found
+        for suffix, now, then in zip(WAL_FILES, found, getattr(seen, "found", (None, None))):
+            if now is None or now != then:
+                raise DatabaseUnavailable(
+                    f"The database's {suffix} file was deleted or replaced since the service opened it; restart the service."
+                )
     db.file_trusted_until = time.monotonic() + FILE_RECHECK
 
 

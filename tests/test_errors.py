@@ -367,6 +367,11 @@ def wal_deleted(path):
         path.with_name(name).unlink()
 
 
+def shm_deleted(path):
+    """The shared index into the -wal: a process that opens the file now makes a new one and writes past this one's."""
+    path.with_name(path.name + "-shm").unlink()
+
+
 def wal_deleted_and_made_anew(path):
     """As when another connection opens the file after the -wal file was deleted."""
     wal_deleted(path)
@@ -381,7 +386,7 @@ def overwritten(path):
 
 
 @pytest.mark.sqlite_only
-@pytest.mark.parametrize("change", [deleted, replaced_by_another, wal_deleted, wal_deleted_and_made_anew, overwritten])
+@pytest.mark.parametrize("change", [deleted, replaced_by_another, wal_deleted, shm_deleted, wal_deleted_and_made_anew, overwritten])
 def test_a_database_file_changed_under_the_service_is_503_and_takes_no_write(client, admin_headers, database_file, change, monkeypatch):
     monkeypatch.setattr(sqlite, "FILE_RECHECK", 0.0)  # reads look at the file every time, as writes always do
     assert client.post("/v3/image", json=SEED, headers=admin_headers).status_code == 200
@@ -393,7 +398,7 @@ def test_a_database_file_changed_under_the_service_is_503_and_takes_no_write(cli
 
 
 @pytest.mark.sqlite_only
-@pytest.mark.parametrize("change", [deleted, replaced_by_another, wal_deleted])
+@pytest.mark.parametrize("change", [deleted, replaced_by_another, wal_deleted, shm_deleted])
 def test_writes_and_health_look_at_the_file_every_time_reads_once_per_interval(client, admin_headers, database_file, change, monkeypatch):
     """README: Storage. Reads trust the files found in place for ``FILE_RECHECK`` seconds, here an hour."""
     monkeypatch.setattr(sqlite, "FILE_RECHECK", 3600.0)
