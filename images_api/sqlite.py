@@ -43,7 +43,8 @@ def iso_datetime(cursor, number, value):
 def remember_file(db):
     """Note which file ``db`` (SQLite, connected) is, so that a deleted or replaced one is noticed."""
     if isinstance(db, peewee.SqliteDatabase) and not db.database.startswith("file:"):
-        db.file = (db.database, *identity(db.database))
+        status = os.stat(db.database)
+        db.file = (db.database, status.st_dev, status.st_ino)
         # In WAL mode the -wal and -shm files exist as long as a connection is open.
         if os.path.exists(db.database + "-wal"):
             db.wal_files = threading.local()
