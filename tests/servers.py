@@ -65,8 +65,11 @@ def kill_sessions(admin, name):
     As an administrator's kill, a restart or an idle timeout would end them.
     """
     if isinstance(admin, PostgresqlDatabase):
+        # With a timeout (PostgreSQL 14+) it returns once each session has
+        # ended: without one it only signals, and the pool's check before
+        # the next query could still find a session alive that then died.
         admin.execute_sql(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+            "SELECT pg_terminate_backend(pid, 10000) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
             (name,),
         )
         return
