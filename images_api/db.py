@@ -43,17 +43,18 @@ class AppDatabase(peewee.DatabaseProxy):
 database = AppDatabase()
 
 
-def connect():
+def connect(check_every_time=False):
     """Before-request hook of the API: this request's connection, and the rows it may take from memory.
 
     SQLite: each thread opens its connection on its first request and keeps
     it (opening one per request, pragmas and WAL files, was a third of an
-    authorized GET). Server databases: a connection from the pool, which
-    replaces one the server has closed; ``release`` gives it back.
+    authorized GET); ``check_file`` looks at its files, ``every_time`` when
+    ``check_every_time``. Server databases: a connection from the pool,
+    which replaces one the server has closed; ``release`` gives it back.
     """
     db = database.obj
     db.connect(reuse_if_open=True)
-    check_file(db)
+    check_file(db, every_time=check_every_time)
     if db.read_rows is not None:
         g.setdefault(READ_ROWS, db.read_rows.current(db))
 
@@ -74,8 +75,7 @@ def health():
     if database.obj.full:
         return DiskFull()
     try:
-        connect()
-        check_file(database.obj, every_time=True)
+        connect(check_every_time=True)
         database.execute_sql(f"SELECT COUNT(*) FROM {HISTORY}").fetchone()
     except (peewee.PeeweeException, MaxConnectionsExceeded) as error:
         return failure(error) or DatabaseUnavailable()
